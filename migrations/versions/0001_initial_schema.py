@@ -1,0 +1,486 @@
+"""initial schema
+
+Revision ID: 0001
+Revises: 
+Create Date: 2026-11-23 13:06:02.139143
+"""
+from alembic import op
+import sqlalchemy as sa
+import workflow.db
+
+
+revision = '0001'
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table('audit_event',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('seq', sa.BigInteger(), nullable=False),
+    sa.Column('at', workflow.db.UTCDateTime(), nullable=False),
+    sa.Column('actor_id', sa.Integer(), nullable=True),
+    sa.Column('actor_label', sa.String(length=300), nullable=False),
+    sa.Column('action', sa.String(length=80), nullable=False),
+    sa.Column('object_type', sa.String(length=40), nullable=False),
+    sa.Column('object_id', sa.Integer(), nullable=True),
+    sa.Column('call_id', sa.Integer(), nullable=True),
+    sa.Column('before', sa.JSON(), nullable=True),
+    sa.Column('after', sa.JSON(), nullable=True),
+    sa.Column('reason', sa.Text(), nullable=True),
+    sa.Column('prev_hash', sa.String(length=64), nullable=False),
+    sa.Column('hash', sa.String(length=64), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_event')),
+    sa.UniqueConstraint('seq', name=op.f('uq_audit_event_seq'))
+    )
+    with op.batch_alter_table('audit_event', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_audit_event_action'), ['action'], unique=False)
+        batch_op.create_index(batch_op.f('ix_audit_event_actor_id'), ['actor_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_audit_event_call_id'), ['call_id'], unique=False)
+        batch_op.create_index('ix_audit_event_object', ['object_type', 'object_id'], unique=False)
+
+    op.create_table('audit_head',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('seq', sa.BigInteger(), nullable=False),
+    sa.Column('hash', sa.String(length=64), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_head'))
+    )
+    op.create_table('call',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('code', sa.String(length=64), nullable=False),
+    sa.Column('title', sa.String(length=300), nullable=False),
+    sa.Column('time_zone', sa.String(length=64), nullable=False),
+    sa.Column('phase', sa.String(length=32), nullable=False),
+    sa.Column('definition', sa.JSON(), nullable=False),
+    sa.Column('definition_sha256', sa.String(length=64), nullable=False),
+    sa.Column('rebuttal_opens_at', workflow.db.UTCDateTime(), nullable=True),
+    sa.Column('rebuttal_closes_at', workflow.db.UTCDateTime(), nullable=True),
+    sa.Column('created_at', workflow.db.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', workflow.db.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_call')),
+    sa.UniqueConstraint('code', name=op.f('uq_call_code'))
+    )
+    op.create_table('funding_organisation',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('acronym', sa.String(length=40), nullable=False),
+    sa.Column('name', sa.String(length=300), nullable=False),
+    sa.Column('country', sa.String(length=2), nullable=False),
+    sa.Column('region', sa.String(length=120), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_funding_organisation')),
+    sa.UniqueConstraint('acronym', name=op.f('uq_funding_organisation_acronym'))
+    )
+    op.create_table('login_attempt',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('email', sa.String(length=254), nullable=False),
+    sa.Column('ip', sa.String(length=64), nullable=False),
+    sa.Column('at', workflow.db.UTCDateTime(), nullable=False),
+    sa.Column('succeeded', sa.Boolean(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_login_attempt'))
+    )
+    with op.batch_alter_table('login_attempt', schema=None) as batch_op:
+        batch_op.create_index('ix_login_attempt_email_at', ['email', 'at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_login_attempt_ip'), ['ip'], unique=False)
+
+    op.create_table('outbox_message',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=60), nullable=False),
+    sa.Column('dedup_key', sa.String(length=200), nullable=True),
+    sa.Column('to_address', sa.String(length=254), nullable=False),
+    sa.Column('subject', sa.String(length=300), nullable=False),
+    sa.Column('body_text', sa.Text(), nullable=False),
+    sa.Column('attachments', sa.JSON(), nullable=False),
+    sa.Column('call_id', sa.Integer(), nullable=True),
+    sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('created_at', workflow.db.UTCDateTime(), nullable=False),
+    sa.Column('next_attempt_at', workflow.db.UTCDateTime(), nullable=True),
+    sa.Column('sent_at', workflow.db.UTCDateTime(), nullable=True),
+    sa.CheckConstraint("status IN ('queued', 'sent', 'failed')", name=op.f('ck_outbox_message_known_status')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox_message')),
+    sa.UniqueConstraint('dedup_key', name=op.f('uq_outbox_message_dedup_key'))
+    )
+    with op.batch_alter_table('outbox_message', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_outbox_message_call_id'), ['call_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_outbox_message_kind'), ['kind'], unique=False)
+        batch_op.create_index(batch_op.f('ix_outbox_message_status'), ['status'], unique=False)
+
+    op.create_table('user_account',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('email', sa.String(length=254), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('password_hash', sa.String(length=200), nullable=True),
+    sa.Column('email_confirmed_at', workflow.db.UTCDateTime(), nullable=True),
+    sa.Column('is_admin', sa.Boolean(), nullable=False),
+    sa.Column('organisation', sa.String(length=300), nullable=True),
+    sa.Column('country', sa.String(length=2), nullable=True),
+    sa.Column('created_at', workflow.db.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_user_account')),
+    sa.UniqueConstraint('email', name=op.f('uq_user_account_email'))
+    )
+    op.create_table('account_token',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('purpose', sa.String(length=20), nullable=False),
+    sa.Column('token_sha256', sa.String(length=64), nullable=False),
+    sa.Column('created_at', workflow.db.UTCDateTime(), nullable=False),
+    sa.Column('expires_at', workflow.db.UTCDateTime(), nullable=False),
+    sa.Column('used_at', workflow.db.UTCDateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['user_id'], ['user_account.id'], name=op.f('fk_account_token_user_id_user_account'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_account_token')),
+    sa.UniqueConstraint('token_sha256', name=op.f('uq_account_token_token_sha256'))
+    )
+    with op.batch_alter_table('account_token', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_account_token_user_id'), ['user_id'], unique=False)
+
+    op.create_table('call_funder',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('call_id', sa.Integer(), nullable=False),
+    sa.Column('funder_id', sa.Integer(), nullable=False),
+    sa.Column('committed_budget', sa.BigInteger(), nullable=False),
+    sa.Column('max_per_partner', sa.BigInteger(), nullable=True),
+    sa.Column('max_per_project', sa.BigInteger(), nullable=True),
+    sa.Column('eligible_partner_types', sa.JSON(), nullable=False),
+    sa.Column('national_contact', sa.String(length=300), nullable=True),
+    sa.Column('national_application_required', sa.Boolean(), nullable=False),
+    sa.CheckConstraint('committed_budget >= 0', name=op.f('ck_call_funder_budget_not_negative')),
+    sa.ForeignKeyConstraint(['call_id'], ['call.id'], name=op.f('fk_call_funder_call_id_call'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['funder_id'], ['funding_organisation.id'], name=op.f('fk_call_funder_funder_id_funding_organisation')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_call_funder')),
+    sa.UniqueConstraint('call_id', 'funder_id', name=op.f('uq_call_funder_call_id_funder_id'))
+    )
+    op.create_table('call_stage',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('call_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=8), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.Column('opens_at', workflow.db.UTCDateTime(), nullable=False),
+    sa.Column('deadline', workflow.db.UTCDateTime(), nullable=False),
+    sa.Column('closed_at', workflow.db.UTCDateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['call_id'], ['call.id'], name=op.f('fk_call_stage_call_id_call'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_call_stage')),
+    sa.UniqueConstraint('call_id', 'kind', name=op.f('uq_call_stage_call_id_kind'))
+    )
+    op.create_table('proposal',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('call_id', sa.Integer(), nullable=False),
+    sa.Column('reference', sa.String(length=40), nullable=False),
+    sa.Column('acronym', sa.String(length=40), nullable=False),
+    sa.Column('title', sa.String(length=500), nullable=False),
+    sa.Column('abstract', sa.Text(), nullable=False),
+    sa.Column('keywords', sa.String(length=500), nullable=False),
+    sa.Column('topic', sa.String(length=200), nullable=False),
+    sa.Column('duration_months', sa.Integer(), nullable=True),
+    sa.Column('state', sa.String(length=32), nullable=False),
+    sa.Column('coordinator_id', sa.Integer(), nullable=False),
+    sa.Column('created_at', workflow.db.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', workflow.db.UTCDateTime(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['call_id'], ['call.id'], name=op.f('fk_proposal_call_id_call')),
+    sa.ForeignKeyConstraint(['coordinator_id'], ['user_account.id'], name=op.f('fk_proposal_coordinator_id_user_account')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_proposal')),
+    sa.UniqueConstraint('call_id', 'reference', name=op.f('uq_proposal_call_id_reference'))
+    )
+    with op.batch_alter_table('proposal', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_proposal_call_id'), ['call_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_proposal_coordinator_id'), ['coordinator_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_proposal_state'), ['state'], unique=False)
+
+    op.create_table('role_grant',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('role', sa.String(length=20), nullable=False),
+    sa.Column('call_id', sa.Integer(), nullable=False),
+    sa.Column('funder_id', sa.Integer(), nullable=True),
+    sa.Column('granted_at', workflow.db.UTCDateTime(), nullable=False),
+    sa.CheckConstraint("(role = 'officer') = (funder_id IS NOT NULL)", name=op.f('ck_role_grant_officer_has_funder')),
+    sa.CheckConstraint("role IN ('secretariat', 'officer', 'reviewer')", name=op.f('ck_role_grant_known_role')),
+    sa.ForeignKeyConstraint(['call_id'], ['call.id'], name=op.f('fk_role_grant_call_id_call'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['funder_id'], ['funding_organisation.id'], name=op.f('fk_role_grant_funder_id_funding_organisation')),
+    sa.ForeignKeyConstraint(['user_id'], ['user_account.id'], name=op.f('fk_role_grant_user_id_user_account'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_role_grant')),
+    sa.UniqueConstraint('user_id', 'role', 'call_id', 'funder_id', name=op.f('uq_role_grant_user_id_role_call_id_funder_id'))
+    )
+    op.create_table('change_approval',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('proposal_id', sa.Integer(), nullable=False),
+    sa.Column('approved_by_id', sa.Integer(), nullable=False),
+    sa.Column('approved_at', workflow.db.UTCDateTime(), nullable=False),
+    sa.Column('justification', sa.Text(), nullable=False),
+    sa.ForeignKeyConstraint(['approved_by_id'], ['user_account.id'], name=op.f('fk_change_approval_approved_by_id_user_account')),
+    sa.ForeignKeyConstraint(['proposal_id'], ['proposal.id'], name=op.f('fk_change_approval_proposal_id_proposal'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_change_approval'))
+    )
+    with op.batch_alter_table('change_approval', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_change_approval_proposal_id'), ['proposal_id'], unique=False)
+
+    op.create_table('partner',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('proposal_id', sa.Integer(), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.Column('organisation', sa.String(length=300), nullable=False),
+    sa.Column('partner_type', sa.String(length=32), nullable=False),
+    sa.Column('country', sa.String(length=2), nullable=False),
+    sa.Column('region', sa.String(length=120), nullable=True),
+    sa.Column('funder_id', sa.Integer(), nullable=True),
+    sa.Column('own_funded', sa.Boolean(), nullable=False),
+    sa.Column('pi_name', sa.String(length=200), nullable=False),
+    sa.Column('pi_email', sa.String(length=254), nullable=False),
+    sa.Column('requested_amount', sa.BigInteger(), nullable=False),
+    sa.Column('budget', sa.JSON(), nullable=False),
+    sa.CheckConstraint('NOT (own_funded AND funder_id IS NOT NULL)', name=op.f('ck_partner_own_funded_has_no_funder')),
+    sa.CheckConstraint('requested_amount >= 0', name=op.f('ck_partner_request_not_negative')),
+    sa.ForeignKeyConstraint(['funder_id'], ['funding_organisation.id'], name=op.f('fk_partner_funder_id_funding_organisation')),
+    sa.ForeignKeyConstraint(['proposal_id'], ['proposal.id'], name=op.f('fk_partner_proposal_id_proposal'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_partner'))
+    )
+    with op.batch_alter_table('partner', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_partner_funder_id'), ['funder_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_partner_pi_email'), ['pi_email'], unique=False)
+        batch_op.create_index(batch_op.f('ix_partner_proposal_id'), ['proposal_id'], unique=False)
+
+    op.create_table('proposal_invitation',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('proposal_id', sa.Integer(), nullable=False),
+    sa.Column('email', sa.String(length=254), nullable=False),
+    sa.Column('can_edit', sa.Boolean(), nullable=False),
+    sa.Column('token_sha256', sa.String(length=64), nullable=False),
+    sa.Column('invited_by_id', sa.Integer(), nullable=False),
+    sa.Column('created_at', workflow.db.UTCDateTime(), nullable=False),
+    sa.Column('expires_at', workflow.db.UTCDateTime(), nullable=False),
+    sa.Column('accepted_at', workflow.db.UTCDateTime(), nullable=True),
+    sa.Column('accepted_by_id', sa.Integer(), nullable=True),
+    sa.Column('revoked_at', workflow.db.UTCDateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['accepted_by_id'], ['user_account.id'], name=op.f('fk_proposal_invitation_accepted_by_id_user_account')),
+    sa.ForeignKeyConstraint(['invited_by_id'], ['user_account.id'], name=op.f('fk_proposal_invitation_invited_by_id_user_account')),
+    sa.ForeignKeyConstraint(['proposal_id'], ['proposal.id'], name=op.f('fk_proposal_invitation_proposal_id_proposal'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_proposal_invitation')),
+    sa.UniqueConstraint('token_sha256', name=op.f('uq_proposal_invitation_token_sha256'))
+    )
+    with op.batch_alter_table('proposal_invitation', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_proposal_invitation_proposal_id'), ['proposal_id'], unique=False)
+
+    op.create_table('proposal_member',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('proposal_id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('can_edit', sa.Boolean(), nullable=False),
+    sa.Column('added_at', workflow.db.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['proposal_id'], ['proposal.id'], name=op.f('fk_proposal_member_proposal_id_proposal'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['user_account.id'], name=op.f('fk_proposal_member_user_id_user_account')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_proposal_member')),
+    sa.UniqueConstraint('proposal_id', 'user_id', name=op.f('uq_proposal_member_proposal_id_user_id'))
+    )
+    with op.batch_alter_table('proposal_member', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_proposal_member_user_id'), ['user_id'], unique=False)
+
+    op.create_table('rebuttal',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('proposal_id', sa.Integer(), nullable=False),
+    sa.Column('text', sa.Text(), nullable=False),
+    sa.Column('submitted_at', workflow.db.UTCDateTime(), nullable=False),
+    sa.Column('submitted_by_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['proposal_id'], ['proposal.id'], name=op.f('fk_rebuttal_proposal_id_proposal'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['submitted_by_id'], ['user_account.id'], name=op.f('fk_rebuttal_submitted_by_id_user_account')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_rebuttal')),
+    sa.UniqueConstraint('proposal_id', name=op.f('uq_rebuttal_proposal_id'))
+    )
+    op.create_table('review_assignment',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('call_id', sa.Integer(), nullable=False),
+    sa.Column('proposal_id', sa.Integer(), nullable=False),
+    sa.Column('reviewer_id', sa.Integer(), nullable=False),
+    sa.Column('stage', sa.String(length=8), nullable=False),
+    sa.Column('source', sa.String(length=10), nullable=False),
+    sa.Column('explanation', sa.JSON(), nullable=True),
+    sa.Column('assigned_at', workflow.db.UTCDateTime(), nullable=False),
+    sa.Column('assigned_by_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['assigned_by_id'], ['user_account.id'], name=op.f('fk_review_assignment_assigned_by_id_user_account')),
+    sa.ForeignKeyConstraint(['call_id'], ['call.id'], name=op.f('fk_review_assignment_call_id_call'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['proposal_id'], ['proposal.id'], name=op.f('fk_review_assignment_proposal_id_proposal'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['reviewer_id'], ['user_account.id'], name=op.f('fk_review_assignment_reviewer_id_user_account')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_review_assignment')),
+    sa.UniqueConstraint('proposal_id', 'reviewer_id', 'stage', name=op.f('uq_review_assignment_proposal_id_reviewer_id_stage'))
+    )
+    with op.batch_alter_table('review_assignment', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_review_assignment_call_id'), ['call_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_review_assignment_proposal_id'), ['proposal_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_review_assignment_reviewer_id'), ['reviewer_id'], unique=False)
+
+    op.create_table('submission',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('proposal_id', sa.Integer(), nullable=False),
+    sa.Column('stage', sa.String(length=8), nullable=False),
+    sa.Column('number', sa.Integer(), nullable=False),
+    sa.Column('submitted_at', workflow.db.UTCDateTime(), nullable=False),
+    sa.Column('submitted_by_id', sa.Integer(), nullable=False),
+    sa.Column('content', sa.JSON(), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('previous_stage_submission_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['previous_stage_submission_id'], ['submission.id'], name=op.f('fk_submission_previous_stage_submission_id_submission')),
+    sa.ForeignKeyConstraint(['proposal_id'], ['proposal.id'], name=op.f('fk_submission_proposal_id_proposal'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['submitted_by_id'], ['user_account.id'], name=op.f('fk_submission_submitted_by_id_user_account')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_submission'))
+    )
+    with op.batch_alter_table('submission', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_submission_proposal_id'), ['proposal_id'], unique=False)
+
+    op.create_table('document',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('proposal_id', sa.Integer(), nullable=False),
+    sa.Column('partner_id', sa.Integer(), nullable=True),
+    sa.Column('stage', sa.String(length=8), nullable=False),
+    sa.Column('kind', sa.String(length=40), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('filename', sa.String(length=255), nullable=False),
+    sa.Column('content_type', sa.String(length=100), nullable=False),
+    sa.Column('size_bytes', sa.BigInteger(), nullable=False),
+    sa.Column('page_count', sa.Integer(), nullable=True),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('storage_key', sa.String(length=300), nullable=False),
+    sa.Column('uploaded_by_id', sa.Integer(), nullable=False),
+    sa.Column('uploaded_at', workflow.db.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['partner_id'], ['partner.id'], name=op.f('fk_document_partner_id_partner'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['proposal_id'], ['proposal.id'], name=op.f('fk_document_proposal_id_proposal'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['uploaded_by_id'], ['user_account.id'], name=op.f('fk_document_uploaded_by_id_user_account')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_document'))
+    )
+    with op.batch_alter_table('document', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_document_proposal_id'), ['proposal_id'], unique=False)
+
+    op.create_table('eligibility_check',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('proposal_id', sa.Integer(), nullable=False),
+    sa.Column('partner_id', sa.Integer(), nullable=True),
+    sa.Column('funder_id', sa.Integer(), nullable=True),
+    sa.Column('stage', sa.String(length=8), nullable=False),
+    sa.Column('status', sa.String(length=12), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=True),
+    sa.Column('decided_by_id', sa.Integer(), nullable=True),
+    sa.Column('decided_at', workflow.db.UTCDateTime(), nullable=True),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.CheckConstraint("status != 'ineligible' OR reason IS NOT NULL", name=op.f('ck_eligibility_check_ineligible_has_reason')),
+    sa.CheckConstraint("status IN ('pending', 'eligible', 'ineligible')", name=op.f('ck_eligibility_check_known_status')),
+    sa.ForeignKeyConstraint(['decided_by_id'], ['user_account.id'], name=op.f('fk_eligibility_check_decided_by_id_user_account')),
+    sa.ForeignKeyConstraint(['funder_id'], ['funding_organisation.id'], name=op.f('fk_eligibility_check_funder_id_funding_organisation')),
+    sa.ForeignKeyConstraint(['partner_id'], ['partner.id'], name=op.f('fk_eligibility_check_partner_id_partner'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['proposal_id'], ['proposal.id'], name=op.f('fk_eligibility_check_proposal_id_proposal'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_eligibility_check')),
+    sa.UniqueConstraint('proposal_id', 'stage', 'partner_id', 'funder_id', name=op.f('uq_eligibility_check_proposal_id_stage_partner_id_funder_id'))
+    )
+    with op.batch_alter_table('eligibility_check', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_eligibility_check_funder_id'), ['funder_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_eligibility_check_proposal_id'), ['proposal_id'], unique=False)
+
+    op.create_table('review',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('assignment_id', sa.Integer(), nullable=False),
+    sa.Column('proposal_id', sa.Integer(), nullable=False),
+    sa.Column('reviewer_id', sa.Integer(), nullable=False),
+    sa.Column('stage', sa.String(length=8), nullable=False),
+    sa.Column('scores', sa.JSON(), nullable=False),
+    sa.Column('comments', sa.JSON(), nullable=False),
+    sa.Column('recommendation', sa.Text(), nullable=True),
+    sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('submitted_at', workflow.db.UTCDateTime(), nullable=True),
+    sa.Column('released_to_applicants', sa.Boolean(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.CheckConstraint("status IN ('draft', 'submitted')", name=op.f('ck_review_known_status')),
+    sa.ForeignKeyConstraint(['assignment_id'], ['review_assignment.id'], name=op.f('fk_review_assignment_id_review_assignment'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['proposal_id'], ['proposal.id'], name=op.f('fk_review_proposal_id_proposal'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['reviewer_id'], ['user_account.id'], name=op.f('fk_review_reviewer_id_user_account')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_review')),
+    sa.UniqueConstraint('assignment_id', name=op.f('uq_review_assignment_id'))
+    )
+    with op.batch_alter_table('review', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_review_proposal_id'), ['proposal_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_review_reviewer_id'), ['reviewer_id'], unique=False)
+
+    # ### end Alembic commands ###
+    # The audit chain starts at the genesis hash (workflow.audit.GENESIS).
+    audit_head = sa.table("audit_head", sa.column("id", sa.Integer), sa.column("seq", sa.BigInteger),
+                          sa.column("hash", sa.String))
+    op.bulk_insert(audit_head, [{"id": 1, "seq": 0, "hash": "0" * 64}])
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('review', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_review_reviewer_id'))
+        batch_op.drop_index(batch_op.f('ix_review_proposal_id'))
+
+    op.drop_table('review')
+    with op.batch_alter_table('eligibility_check', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_eligibility_check_proposal_id'))
+        batch_op.drop_index(batch_op.f('ix_eligibility_check_funder_id'))
+
+    op.drop_table('eligibility_check')
+    with op.batch_alter_table('document', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_document_proposal_id'))
+
+    op.drop_table('document')
+    with op.batch_alter_table('submission', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_submission_proposal_id'))
+
+    op.drop_table('submission')
+    with op.batch_alter_table('review_assignment', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_review_assignment_reviewer_id'))
+        batch_op.drop_index(batch_op.f('ix_review_assignment_proposal_id'))
+        batch_op.drop_index(batch_op.f('ix_review_assignment_call_id'))
+
+    op.drop_table('review_assignment')
+    op.drop_table('rebuttal')
+    with op.batch_alter_table('proposal_member', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_proposal_member_user_id'))
+
+    op.drop_table('proposal_member')
+    with op.batch_alter_table('proposal_invitation', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_proposal_invitation_proposal_id'))
+
+    op.drop_table('proposal_invitation')
+    with op.batch_alter_table('partner', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_partner_proposal_id'))
+        batch_op.drop_index(batch_op.f('ix_partner_pi_email'))
+        batch_op.drop_index(batch_op.f('ix_partner_funder_id'))
+
+    op.drop_table('partner')
+    with op.batch_alter_table('change_approval', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_change_approval_proposal_id'))
+
+    op.drop_table('change_approval')
+    op.drop_table('role_grant')
+    with op.batch_alter_table('proposal', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_proposal_state'))
+        batch_op.drop_index(batch_op.f('ix_proposal_coordinator_id'))
+        batch_op.drop_index(batch_op.f('ix_proposal_call_id'))
+
+    op.drop_table('proposal')
+    op.drop_table('call_stage')
+    op.drop_table('call_funder')
+    with op.batch_alter_table('account_token', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_account_token_user_id'))
+
+    op.drop_table('account_token')
+    op.drop_table('user_account')
+    with op.batch_alter_table('outbox_message', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_outbox_message_status'))
+        batch_op.drop_index(batch_op.f('ix_outbox_message_kind'))
+        batch_op.drop_index(batch_op.f('ix_outbox_message_call_id'))
+
+    op.drop_table('outbox_message')
+    with op.batch_alter_table('login_attempt', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_login_attempt_ip'))
+        batch_op.drop_index('ix_login_attempt_email_at')
+
+    op.drop_table('login_attempt')
+    op.drop_table('funding_organisation')
+    op.drop_table('call')
+    op.drop_table('audit_head')
+    with op.batch_alter_table('audit_event', schema=None) as batch_op:
+        batch_op.drop_index('ix_audit_event_object')
+        batch_op.drop_index(batch_op.f('ix_audit_event_call_id'))
+        batch_op.drop_index(batch_op.f('ix_audit_event_actor_id'))
+        batch_op.drop_index(batch_op.f('ix_audit_event_action'))
+
+    op.drop_table('audit_event')
+    # ### end Alembic commands ###

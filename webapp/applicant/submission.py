@@ -1,0 +1,3 @@
+"""Applicant views: submission (being written)."""
+
+from webapp.applicant import bp  # noqa: F401

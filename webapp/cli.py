@@ -1,0 +1,117 @@
+"""The `jointcall` command: Flask's CLI group plus Jointcall's own commands."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from webapp import create_app
+
+
+def _session():
+    return current_app.extensions["jointcall.sessions"]()
+
+
+@click.group(cls=FlaskGroup, create_app=lambda: create_app(), add_default_commands=True)
+def main():
+    """Jointcall: joint transnational research calls, from pre-proposal to funding decision."""
+
+
+@main.group("db")
+def db_group():
+    """Database schema."""
+
+
+@db_group.command("upgrade")
+@with_appcontext
+def db_upgrade():
+    """Bring the database to the newest schema (SQLite file or PostgreSQL)."""
+    from workflow.migrate import upgrade
+
+    url = current_app.config["JOINTCALL"]["database_url"]
+    upgrade(url)
+    click.echo(f"database is up to date ({_redact(url)})")
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@main.command("load-call")
+@click.argument("path", type=click.Path(dir_okay=False))
+@with_appcontext
+def load_call_cmd(path):
+    """Validate a call definition (TOML) and load it; loading the same file twice changes nothing."""
+    from workflow.callconfig import CallDefinitionError, load_call_file
+    from workflow.calls import load_call
+
+    try:
+        definition = load_call_file(path)
+    except CallDefinitionError as err:
+        click.echo(str(err), err=True)
+        sys.exit(1)
+    with _session() as session:
+        result = load_call(session, None, definition)
+        session.commit()
+        click.echo(f"{definition.code}: {result.outcome} ({len(definition.funders)} funders, "
+                   f"{len(definition.stages)} stage{'s' if len(definition.stages) > 1 else ''})")
+
+
+@main.command("create-user")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--admin", is_flag=True, help="make the user an administrator")
+@with_appcontext
+def create_user_cmd(email, name, password, admin):
+    """Create a confirmed user account."""
+    from workflow.accounts import create_user
+    from workflow.errors import DomainError
+
+    with _session() as session:
+        try:
+            user = create_user(session, None, email=email, name=name, password=password, confirmed=True,
+                               is_admin=admin)
+        except DomainError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(1)
+        session.commit()
+        click.echo(f"created {user.email}{' (admin)' if admin else ''}")
+
+
+@main.group("audit")
+def audit_group():
+    """The audit log."""
+
+
+@audit_group.command("verify")
+@with_appcontext
+def audit_verify():
+    """Check the audit chain; name the first modified, inserted or deleted event."""
+    from workflow.audit import verify
+
+    with _session() as session:
+        result = verify(session)
+    click.echo(str(result))
+    sys.exit(0 if result.ok else 1)
+
+
+@main.command("demo")
+@with_appcontext
+def demo_cmd():
+    """Load the sample calls and a deterministic demo population (running it twice changes nothing)."""
+    from workflow.demo import load_demo
+
+    with _session() as session:
+        report = load_demo(session)
+        session.commit()
+    click.echo(report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""Helpers every view uses: the actor, access checks that answer 403 with the policy's reason, and
+turning domain refusals into a message next to the form."""
+
+from __future__ import annotations
+
+from flask import abort, flash
+
+from webapp.auth import actor
+from webapp.db import db
+from workflow.access import can
+from workflow.errors import DomainError, InvalidInput
+
+
+def allow(action: str, obj=None):
+    """Abort with 403 and the policy's reason unless the current actor may do `action` on `obj`."""
+    decision = can(actor(), action, obj)
+    if not decision:
+        if actor() is None:
+            abort(401)
+        abort(403, description=decision.reason)
+    return decision
+
+
+def get_or_404(model, ident):
+    try:
+        ident = int(ident)
+    except (TypeError, ValueError):
+        abort(404)
+    obj = db().get(model, ident)
+    if obj is None:
+        abort(404)
+    return obj
+
+
+def refuse(form, err: DomainError) -> None:
+    """Show a domain refusal next to the field it concerns, or as a message at the top."""
+    db().rollback()
+    field = getattr(err, "field", None) if isinstance(err, InvalidInput) else None
+    if form is not None and field and hasattr(form, field):
+        getattr(form, field).errors.append(str(err))
+    else:
+        flash(str(err), "danger")
