@@ -37,12 +37,14 @@ def create_app(overrides: dict | None = None) -> Flask:
     login_manager.login_message = "Please log in to see this page."
     login_manager.login_message_category = "info"
 
-    from webapp import applicant, auth, public
+    from webapp import applicant, auth, funder, public, secretariat
     from webapp.filters import register_filters
 
     app.register_blueprint(public.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(applicant.bp)
+    app.register_blueprint(funder.bp)
+    app.register_blueprint(secretariat.bp)
     register_filters(app)
 
     from flask_wtf.csrf import CSRFError

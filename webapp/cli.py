@@ -101,6 +101,29 @@ def audit_verify():
     sys.exit(0 if result.ok else 1)
 
 
+@main.group("outbox")
+def outbox_group():
+    """Queued e-mail."""
+
+
+@outbox_group.command("send")
+@click.option("--loop", is_flag=True, help="keep sending every few seconds until interrupted")
+@click.option("--interval", default=10.0, show_default=True, help="seconds between rounds with --loop")
+@with_appcontext
+def outbox_send(loop, interval):
+    """Send the queued e-mail that is due (retries failed deliveries with back-off)."""
+    import time
+
+    from webapp.mail import deliver_pending
+
+    while True:
+        report = deliver_pending(current_app.extensions["jointcall.sessions"], current_app.config["JOINTCALL"])
+        click.echo(str(report))
+        if not loop:
+            sys.exit(0 if not report.errors else 1)
+        time.sleep(interval)
+
+
 @main.command("demo")
 @with_appcontext
 def demo_cmd():

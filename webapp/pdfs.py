@@ -9,22 +9,27 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import current_app, render_template
-from weasyprint import CSS, HTML, default_url_fetcher
+from weasyprint import CSS, HTML
+from weasyprint.urls import URLFetcher
 
 STATIC = Path(__file__).resolve().parent / "static"
 
 
-class FetchRefused(ValueError):
-    pass
+class LocalOnlyFetcher(URLFetcher):
+    """Fetches the app's own static files and nothing else (no network, no other local files)."""
+
+    def fetch(self, url, headers=None):
+        if url.startswith("file://"):
+            from urllib.parse import unquote, urlsplit
+
+            path = Path(unquote(urlsplit(url).path)).resolve()
+            if STATIC in path.parents and path.is_file():
+                return super().fetch(path.as_uri(), headers)
+        raise ValueError(f"PDF templates may only use the app's static files, not {url[:80]}")
 
 
-def local_fetcher(url: str, timeout: int = 10, ssl_context=None):
-    prefix = "jointcall-static:"
-    if url.startswith(prefix):
-        path = (STATIC / url[len(prefix):].lstrip("/")).resolve()
-        if STATIC in path.parents and path.is_file():
-            return default_url_fetcher(path.as_uri())
-    raise FetchRefused(f"PDF templates may only use the app's static files, not {url[:80]}")
+local_fetcher = LocalOnlyFetcher(allowed_protocols=("file",), allow_redirects=False)
+BASE_URL = STATIC.as_uri() + "/"
 
 
 _PDF_CSS = None
@@ -33,12 +38,12 @@ _PDF_CSS = None
 def _css() -> CSS:
     global _PDF_CSS
     if _PDF_CSS is None:
-        _PDF_CSS = CSS(filename=str(STATIC / "css" / "pdf.css"), url_fetcher=local_fetcher)
+        _PDF_CSS = CSS(filename=str(STATIC / "css" / "pdf.css"), url_fetcher=local_fetcher, base_url=BASE_URL)
     return _PDF_CSS
 
 
 def html_to_pdf(html: str) -> bytes:
-    return HTML(string=html, base_url="jointcall-static:/", url_fetcher=local_fetcher).write_pdf(
+    return HTML(string=html, base_url=BASE_URL, url_fetcher=local_fetcher).write_pdf(
         stylesheets=[_css()]
     )
 

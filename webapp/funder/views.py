@@ -1,0 +1,3 @@
+"""Funder officer views (being written)."""
+
+from webapp.funder import bp  # noqa: F401

@@ -1,0 +1,3 @@
+"""Secretariat eligibility views (being written)."""
+
+from webapp.secretariat import bp  # noqa: F401
