@@ -27,6 +27,12 @@ def create_app(overrides: dict | None = None) -> Flask:
     )
     if settings.get("testing"):
         app.config["TESTING"] = True
+    if int(settings.get("proxies", 0)):
+        # Behind a reverse proxy: trust its X-Forwarded-* headers (client IPs for login throttling).
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = int(settings["proxies"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
 
     from webapp.db import init_db
 

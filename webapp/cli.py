@@ -124,6 +124,18 @@ def outbox_send(loop, interval):
         time.sleep(interval)
 
 
+@main.command("prune-login-attempts")
+@with_appcontext
+def prune_login_attempts_cmd():
+    """Delete login attempts older than 90 days (they no longer matter for throttling)."""
+    from workflow.accounts import prune_login_attempts
+
+    with _session() as session:
+        n = prune_login_attempts(session)
+        session.commit()
+    click.echo(f"deleted {n} old login attempts")
+
+
 @main.command("demo")
 @with_appcontext
 def demo_cmd():

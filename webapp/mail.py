@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 
 from workflow.clock import utcnow
 from workflow.models import OutboxMessage, Proposal, Submission
@@ -75,22 +75,49 @@ def _backoff(attempts: int) -> dt.timedelta:
     return dt.timedelta(seconds=min(30 * 2 ** (attempts - 1), 3600))
 
 
+CLAIM_TIMEOUT = dt.timedelta(minutes=15)
+
+
+def _claim_next(session, now) -> OutboxMessage | None:
+    """Take the next due message for this sender: an UPDATE that only one sender can win."""
+    while True:
+        candidate = session.scalar(
+            select(OutboxMessage.id)
+            .where(OutboxMessage.status == "queued",
+                   or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= now))
+            .order_by(OutboxMessage.id).limit(1)
+        )
+        if candidate is None:
+            return None
+        won = session.execute(
+            update(OutboxMessage).where(OutboxMessage.id == candidate, OutboxMessage.status == "queued")
+            .values(status="sending", claimed_at=now).execution_options(synchronize_session=False)
+        ).rowcount
+        session.commit()
+        if won:
+            return session.get(OutboxMessage, candidate, populate_existing=True)
+
+
 def deliver_pending(session_factory, settings: dict, limit: int = 200) -> DeliveryReport:
-    """Send queued messages that are due. Safe to run from several processes at once."""
+    """Send queued messages that are due. Safe to run from several processes at once: each message is
+    claimed by one sender before it is sent."""
+    from workflow.accounts import redact_delivered_links
+
     report = DeliveryReport()
     smtp = None
     try:
+        with session_factory() as session:
+            # A sender that died mid-message leaves a stale claim: put it back in the queue.
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.status == "sending", OutboxMessage.claimed_at < utcnow() - CLAIM_TIMEOUT)
+                .values(status="queued", claimed_at=None).execution_options(synchronize_session=False)
+            )
+            session.commit()
         for _ in range(limit):
             with session_factory() as session:
                 now = utcnow()
-                query = (
-                    select(OutboxMessage)
-                    .where(OutboxMessage.status == "queued",
-                           or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= now))
-                    .order_by(OutboxMessage.id).limit(1)
-                    .with_for_update(skip_locked=True)
-                )
-                message = session.scalars(query).first()
+                message = _claim_next(session, now)
                 if message is None:
                     break
                 try:
@@ -102,10 +129,12 @@ def deliver_pending(session_factory, settings: dict, limit: int = 200) -> Delive
                     smtp = _close(smtp)
                     message.attempts += 1
                     message.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+                    message.claimed_at = None
                     if message.attempts >= MAX_ATTEMPTS:
                         message.status = "failed"
                         report.failed += 1
                     else:
+                        message.status = "queued"
                         message.next_attempt_at = now + _backoff(message.attempts)
                         report.retried += 1
                     report.errors.append(message.last_error)
@@ -115,11 +144,15 @@ def deliver_pending(session_factory, settings: dict, limit: int = 200) -> Delive
                     if isinstance(exc, OSError | smtplib.SMTPException):
                         break
                     continue
-                message.status, message.sent_at = "sent", utcnow()
+                message.status, message.sent_at, message.claimed_at = "sent", utcnow(), None
                 message.attempts += 1
                 message.last_error = None
                 session.commit()
                 report.sent += 1
+        if report.sent:
+            with session_factory() as session:
+                redact_delivered_links(session)  # sent links must not stay usable in the database
+                session.commit()
     finally:
         _close(smtp)
     return report

@@ -440,7 +440,7 @@ class OutboxMessage(Base):
 
     __tablename__ = "outbox_message"
     __table_args__ = (
-        CheckConstraint("status IN ('queued', 'sent', 'failed')", name="known_status"),
+        CheckConstraint("status IN ('queued', 'sending', 'sent', 'failed')", name="known_status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -457,4 +457,6 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     next_attempt_at: Mapped[dt.datetime | None]
+    # Set when a sender claims the message (status "sending"); a stale claim goes back to the queue.
+    claimed_at: Mapped[dt.datetime | None]
     sent_at: Mapped[dt.datetime | None]

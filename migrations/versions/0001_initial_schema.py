@@ -2,7 +2,6 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 13:06:02.139143
 """
 from alembic import op
 import sqlalchemy as sa
@@ -96,8 +95,9 @@ def upgrade() -> None:
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('created_at', workflow.db.UTCDateTime(), nullable=False),
     sa.Column('next_attempt_at', workflow.db.UTCDateTime(), nullable=True),
+    sa.Column('claimed_at', workflow.db.UTCDateTime(), nullable=True),
     sa.Column('sent_at', workflow.db.UTCDateTime(), nullable=True),
-    sa.CheckConstraint("status IN ('queued', 'sent', 'failed')", name=op.f('ck_outbox_message_known_status')),
+    sa.CheckConstraint("status IN ('queued', 'sending', 'sent', 'failed')", name=op.f('ck_outbox_message_known_status')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox_message')),
     sa.UniqueConstraint('dedup_key', name=op.f('uq_outbox_message_dedup_key'))
     )
@@ -397,7 +397,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_review_proposal_id'), ['proposal_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_review_reviewer_id'), ['reviewer_id'], unique=False)
 
-    # ### end Alembic commands ###
     # The audit chain starts at the genesis hash (workflow.audit.GENESIS).
     audit_head = sa.table("audit_head", sa.column("id", sa.Integer), sa.column("seq", sa.BigInteger),
                           sa.column("hash", sa.String))
@@ -483,4 +482,3 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_audit_event_action'))
 
     op.drop_table('audit_event')
-    # ### end Alembic commands ###
