@@ -61,7 +61,8 @@ def send_outbox(app):
     from webapp.mail import deliver_pending
 
     try:
-        return deliver_pending(app.extensions["jointcall.sessions"], app.config["JOINTCALL"])
+        with app.app_context():  # receipts are rendered from templates
+            return deliver_pending(app.extensions["jointcall.sessions"], app.config["JOINTCALL"])
     except Exception:  # noqa: BLE001 - delivery problems never reach the person who clicked
         app.logger.exception("outbox delivery failed; messages stay queued")
         return None

@@ -119,3 +119,12 @@ def checks_found_ineligible(proposal: Proposal, ctx: GuardContext) -> str | None
     if not any(c.status == "ineligible" for c in checks):
         return "no check found the proposal or a partner ineligible"
     return None
+
+
+@register("changes_approved")
+def changes_approved(proposal: Proposal, ctx: GuardContext) -> str | None:
+    """DOMAIN.md rule 13: consortium changes since the pre-proposal need the secretariat's recorded approval,
+    except removing or replacing a partner its own funder found ineligible (rule 12, when the call allows)."""
+    from workflow.submission import consortium_changes
+
+    return consortium_changes(ctx.session, proposal).reason()

@@ -93,7 +93,7 @@ TRANSITIONS: tuple[Transition, ...] = (
     _t("invite",             "pre_review",                         "invited",                (),                                         needs=_2),
     _t("not_invite",         "pre_review",                         "not_invited",            (),                                         needs=_2),
     _t("start_full",         "invited",                            "full_draft",             ("stage_open",),                            (COORDINATOR,), _2),
-    _t("submit_full",        "full_draft",                         "full_submitted",         ("stage_open", "consortium_valid"),         (COORDINATOR,), _2),
+    _t("submit_full",        "full_draft",                         "full_submitted",         ("stage_open", "consortium_valid", "changes_approved"), (COORDINATOR,), _2),
     _t("reopen_full",        "full_submitted",                     "full_draft",             ("stage_open",),                            (COORDINATOR,), _2),
     _t("close_submission",   "full_submitted",                     "full_eligibility_check", ("stage_closed",),                          needs=_2),
     _t("lapse",              ("invited", "full_draft"),            "not_submitted",          ("stage_closed",),                          needs=_2),
