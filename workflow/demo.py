@@ -643,6 +643,10 @@ class _DemoLoader:
             elif who == "coordinator2":
                 lead = ORG_BY_NAME["Universidade de Lisboa"]
                 pinned[lead.name] = (_ACCOUNT[COORDINATOR_2][2], COORDINATOR_2)
+            elif "ineligible" in steps:
+                # At the pre stage a partner its own funder rejects may be replaced later (rule 12), so
+                # the proposal is ineligible only when it is the coordinator's own organisation.
+                lead = self.rng.choice([o for o in LEAD_ORGS if o.funder == required[0]])
             else:
                 lead = self.rng.choice(LEAD_ORGS)
             destined = "select" in steps
@@ -652,7 +656,8 @@ class _DemoLoader:
                         incomplete=target == "draft")
             if "ineligible" in steps or "full_ineligible" in steps:
                 funder = required[0]
-                spec.ineligible_position = max(i for i, p in enumerate(partners, 1) if p.org.funder == funder)
+                spec.ineligible_position = (1 if "ineligible" in steps else
+                                            max(i for i, p in enumerate(partners, 1) if p.org.funder == funder))
             out.append(spec)
         for spec in out:
             spec.created = self.working_time(dt.date(2024, 1, 15), dt.date(2024, 2, 9))

@@ -105,7 +105,11 @@ def checks_all_eligible(proposal: Proposal, ctx: GuardContext) -> str | None:
     pending = sum(c.status == "pending" for c in checks)
     if pending:
         return f"{pending} eligibility check{'s are' if pending > 1 else ' is'} still pending"
-    if any(c.status == "ineligible" for c in checks):
+    from workflow.eligibility import blocking_ineligible_checks
+
+    # A partner its own funder found ineligible may be replaced at the full stage (rule 12), so only
+    # the other ineligible verdicts block.
+    if blocking_ineligible_checks(proposal, checks):
         return "a check found the proposal or a partner ineligible"
     return None
 
@@ -116,8 +120,10 @@ def checks_found_ineligible(proposal: Proposal, ctx: GuardContext) -> str | None
     pending = sum(c.status == "pending" for c in checks)
     if pending:
         return f"{pending} eligibility check{'s are' if pending > 1 else ' is'} still pending"
-    if not any(c.status == "ineligible" for c in checks):
-        return "no check found the proposal or a partner ineligible"
+    from workflow.eligibility import blocking_ineligible_checks
+
+    if not blocking_ineligible_checks(proposal, checks):
+        return "no check found the proposal or a partner ineligible (beyond partners that may be replaced)"
     return None
 
 

@@ -271,8 +271,13 @@ def decide_eligibility(session: Session, actor, proposal_id: int) -> Proposal:
         EligibilityCheck.proposal_id == proposal.id,
         EligibilityCheck.stage == stage_of(proposal.state, Variant.of(proposal.call)),
     )).all()
-    ineligible = [c for c in checks if c.status == "ineligible"]
-    if ineligible:
-        reasons = "; ".join(c.reason or "" for c in ineligible)
+    from workflow.eligibility import blocking_ineligible_checks
+
+    blocking = blocking_ineligible_checks(proposal, checks)
+    if blocking:
+        reasons = "; ".join(c.reason or "" for c in blocking)
         return transition(session, actor, proposal.id, "declare_ineligible", reason=reasons)
-    return transition(session, actor, proposal.id, "declare_eligible")
+    replaceable = [c for c in checks if c.status == "ineligible"]
+    note = ("eligible; to replace or remove at the full stage: " + "; ".join(c.reason or "" for c in replaceable)
+            if replaceable else None)
+    return transition(session, actor, proposal.id, "declare_eligible", reason=note)

@@ -92,10 +92,10 @@ def variant_id(variant: Variant) -> str:
 class World:
     """A call of one variant, its secretariat, and one valid draft proposal with its coordinator."""
 
-    def __init__(self, session, variant: Variant = TWO_STAGE):
+    def __init__(self, session, variant: Variant = TWO_STAGE, **consortium):
         self.session = session
         self.variant = variant
-        self.call = make_call(session, two_stage=variant.two_stage, rebuttal=variant.rebuttal)
+        self.call = make_call(session, two_stage=variant.two_stage, rebuttal=variant.rebuttal, **consortium)
         self.sec = secretariat(session, self.call)
         self.proposal = valid_proposal(session, self.call)
         self.coordinator = self.proposal.coordinator
@@ -183,7 +183,8 @@ def satisfy_guards(world: World, row: lifecycle.Transition, source: str, frozen)
         elif guard == "checks_all_eligible":
             world.checks({i: "eligible" for i in range(5)}, stage)
         elif guard == "checks_found_ineligible":
-            world.checks({0: "eligible", 1: "eligible", 2: "ineligible", 3: "eligible", 4: "eligible"}, stage)
+            # The formal check: a partner found ineligible by its own funder may be replaceable instead.
+            world.checks({0: "ineligible", 1: "eligible", 2: "eligible", 3: "eligible", 4: "eligible"}, stage)
         elif guard == "changes_approved":
             pass  # the consortium is the one submitted at the pre stage (or there was none): nothing changed
         else:
@@ -397,7 +398,8 @@ def test_declare_ineligible_with_all_checks_eligible_is_refused(session, frozen)
     frozen(PRE_CLOSED)
     with pytest.raises(GuardFailed) as refused:
         transition(session, world.sec, world.proposal.id, "declare_ineligible")
-    assert refused.value.reasons == ["no check found the proposal or a partner ineligible"]
+    assert refused.value.reasons == [
+        "no check found the proposal or a partner ineligible (beyond partners that may be replaced)"]
     session.rollback()
     assert db_state(session, world.proposal.id)[0] == "eligibility_check"
 
@@ -833,8 +835,21 @@ def _sign_all(session, world, checks, ineligible: str | None = None, reason: str
     session.commit()
 
 
-def test_decide_eligibility_with_one_ineligible_partner(session, frozen):
+def test_a_partner_its_own_funder_rejects_may_be_replaced_so_the_proposal_goes_on(session, frozen):
     world = World(session)
+    checks = _in_eligibility(session, world)
+    frozen(PRE_CLOSED)
+    why = "the Spanish partner's PI has no contract beyond the project's start"
+    _sign_all(session, world, checks, ineligible="ISCIII-T", reason=why)
+    decide_eligibility(session, world.sec, world.proposal.id)
+    session.commit()
+    assert db_state(session, world.proposal.id)[0] == "pre_review"
+    (event,) = audit_events(session, "proposal.declare_eligible", world.proposal.id)
+    assert "to replace or remove at the full stage" in event.reason and why in event.reason
+
+
+def test_decide_eligibility_with_one_ineligible_partner(session, frozen):
+    world = World(session, allow_replacing_ineligible_partner=False)
     checks = _in_eligibility(session, world)
     frozen(PRE_CLOSED)
     why = "the Spanish partner's PI has no contract beyond the project's start"
