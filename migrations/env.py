@@ -4,7 +4,10 @@ from alembic import context
 from sqlalchemy import pool
 
 from reviews import models as review_models  # noqa: F401
-from workflow import models  # noqa: F401  (registers the tables)
+from workflow import (
+    funding_models,  # noqa: F401
+    models,  # noqa: F401  (registers the tables)
+)
 from workflow.db import Base, make_engine
 
 config = context.config

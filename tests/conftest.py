@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import inspect, text
 
 import reviews.models  # noqa: F401  (registers the review tables for wipe())
+import workflow.funding_models  # noqa: F401
 from workflow import clock
 from workflow.db import Base, make_engine, make_session_factory
 from workflow.migrate import upgrade

@@ -233,6 +233,39 @@ def _partner_view_verdict(actor, obj) -> Decision:
     return _partner_sign_off(actor, obj)
 
 
+def _funding_view(actor, obj) -> Decision:
+    if (d := _needs_login(actor)) is not None:
+        return d
+    call_id = _call_id(obj)
+    if is_secretariat(actor, call_id) or officer_funders(actor, call_id):
+        return ALLOW
+    return deny("only the call secretariat and the funders' officers can see the funding scenario")
+
+
+def _funding_increase_budget(actor, obj) -> Decision:
+    """obj: anything with call_id and funder_id (a CallFunder)."""
+    if (d := _needs_login(actor)) is not None:
+        return d
+    funders = officer_funders(actor, _call_id(obj))
+    if is_secretariat(actor, _call_id(obj)) or obj.funder_id in funders:
+        return ALLOW
+    if funders:
+        return deny("you can raise the budget of your own organisation only")
+    return deny("only the call secretariat or the funder's officers can raise its budget")
+
+
+def _funding_confirm(actor, obj) -> Decision:
+    """obj: a FundingConfirmation (call_id, funder_id): only that funder's officers decide for their partners."""
+    if (d := _needs_login(actor)) is not None:
+        return d
+    funders = officer_funders(actor, _call_id(obj))
+    if obj.funder_id in funders:
+        return ALLOW
+    if funders:
+        return deny("this funding is for another organisation to confirm")
+    return deny("only the funder's officers can confirm the funding of its partners")
+
+
 def _secretariat_only(what: str):
     def rule(actor, obj) -> Decision:
         if (d := _needs_login(actor)) is not None:
@@ -265,6 +298,12 @@ _POLICY: dict[str, Callable[[User | None, object], Decision]] = {
     "partner.view_verdict": _partner_view_verdict,
     "eligibility.manage": _secretariat_only("run the eligibility step"),
     "audit.view": _secretariat_only("read the audit log"),
+    "funding.view": _funding_view,
+    "funding.what_if": _secretariat_only("try budget increases"),
+    "funding.approve": _secretariat_only("record the steering committee's approval of the funding list"),
+    "funding.recompute": _secretariat_only("recompute the funding list"),
+    "funding.increase_budget": _funding_increase_budget,
+    "funding.confirm": _funding_confirm,
     "admin": _admin_only,
 }
 

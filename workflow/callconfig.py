@@ -233,6 +233,8 @@ class CallDef(Strict):
     funders: list[FunderDef] = Field(min_length=1)
     # Whether funder officers may read every proposal of the call, not only their own partners'.
     officers_read_all_proposals: bool = True
+    # The EU top-up kept for gap filling (mixed-mode funding), in whole euros; 0 = none.
+    gap_pot: Money = 0
     # Countries counted as EU Member States or Associated Countries (rule 5); empty = the built-in list.
     eu_associated_countries: list[str] = Field(default_factory=list)
 

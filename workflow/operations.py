@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from workflow import audit, lifecycle, outbox
-from workflow.access import can
+from workflow.access import Decision, can
 from workflow.clock import utcnow
 from workflow.errors import ChangedMeanwhile, DomainError, InvalidInput, NotFound
 from workflow.guards import GuardContext
@@ -44,13 +44,18 @@ def transition(
     *,
     reason: str | None = None,
     expected_version: int | None = None,
+    follows: Decision | None = None,
 ) -> Proposal:
     """Fire `trigger` on the proposal. `expected_version` is the version the actor saw; if the proposal
-    changed since, the actor is told so instead of acting on a state they never saw."""
+    changed since, the actor is told so instead of acting on a state they never saw.
+
+    `follows` is the access decision of an operation this transition is the consequence of (a funder's
+    confirmation funds the proposal): the actor was allowed that decision, so the transition needs no
+    right of its own, and the audit names the actor who made it."""
     proposal = lock_proposal(session, proposal_id)
     if expected_version is not None and proposal.version != expected_version:
         raise ChangedMeanwhile()
-    require(can(actor, f"proposal.{trigger}", proposal))
+    require(follows if follows is not None else can(actor, f"proposal.{trigger}", proposal))
     variant = Variant.of(proposal.call)
     ctx = GuardContext(session=session, now=utcnow(), actor=actor)
     before, after = lifecycle.fire(proposal, trigger, variant, ctx)

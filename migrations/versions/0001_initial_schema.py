@@ -134,6 +134,24 @@ def upgrade() -> None:
     with op.batch_alter_table('account_token', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_account_token_user_id'), ['user_id'], unique=False)
 
+    op.create_table('budget_increase',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('call_id', sa.Integer(), nullable=False),
+    sa.Column('funder_id', sa.Integer(), nullable=False),
+    sa.Column('amount', sa.BigInteger(), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('recorded_by_id', sa.Integer(), nullable=False),
+    sa.Column('recorded_at', workflow.db.UTCDateTime(), nullable=False),
+    sa.CheckConstraint('amount > 0', name=op.f('ck_budget_increase_increase_positive')),
+    sa.ForeignKeyConstraint(['call_id'], ['call.id'], name=op.f('fk_budget_increase_call_id_call'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['funder_id'], ['funding_organisation.id'], name=op.f('fk_budget_increase_funder_id_funding_organisation')),
+    sa.ForeignKeyConstraint(['recorded_by_id'], ['user_account.id'], name=op.f('fk_budget_increase_recorded_by_id_user_account')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_budget_increase'))
+    )
+    with op.batch_alter_table('budget_increase', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_budget_increase_call_id'), ['call_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_budget_increase_funder_id'), ['funder_id'], unique=False)
+
     op.create_table('call_funder',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('call_id', sa.Integer(), nullable=False),
@@ -162,6 +180,30 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_call_stage')),
     sa.UniqueConstraint('call_id', 'kind', name=op.f('uq_call_stage_call_id_kind'))
     )
+    op.create_table('funding_scenario',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('call_id', sa.Integer(), nullable=False),
+    sa.Column('revision', sa.Integer(), nullable=False),
+    sa.Column('status', sa.String(length=12), nullable=False),
+    sa.Column('cause', sa.String(length=12), nullable=False),
+    sa.Column('note', sa.Text(), nullable=False),
+    sa.Column('result', sa.JSON(), nullable=False),
+    sa.Column('result_sha256', sa.String(length=64), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=False),
+    sa.Column('created_at', workflow.db.UTCDateTime(), nullable=False),
+    sa.Column('approved_by_id', sa.Integer(), nullable=False),
+    sa.Column('approved_at', workflow.db.UTCDateTime(), nullable=False),
+    sa.CheckConstraint("cause IN ('approval', 'decline', 'recompute')", name=op.f('ck_funding_scenario_known_cause')),
+    sa.CheckConstraint("status IN ('current', 'superseded')", name=op.f('ck_funding_scenario_known_status')),
+    sa.ForeignKeyConstraint(['approved_by_id'], ['user_account.id'], name=op.f('fk_funding_scenario_approved_by_id_user_account')),
+    sa.ForeignKeyConstraint(['call_id'], ['call.id'], name=op.f('fk_funding_scenario_call_id_call'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['created_by_id'], ['user_account.id'], name=op.f('fk_funding_scenario_created_by_id_user_account')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_funding_scenario')),
+    sa.UniqueConstraint('call_id', 'revision', name=op.f('uq_funding_scenario_call_id_revision'))
+    )
+    with op.batch_alter_table('funding_scenario', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_funding_scenario_call_id'), ['call_id'], unique=False)
+
     op.create_table('proposal',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('call_id', sa.Integer(), nullable=False),
@@ -214,6 +256,34 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('change_approval', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_change_approval_proposal_id'), ['proposal_id'], unique=False)
+
+    op.create_table('funding_confirmation',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('call_id', sa.Integer(), nullable=False),
+    sa.Column('proposal_id', sa.Integer(), nullable=False),
+    sa.Column('funder_id', sa.Integer(), nullable=False),
+    sa.Column('scenario_id', sa.Integer(), nullable=False),
+    sa.Column('amount', sa.BigInteger(), nullable=False),
+    sa.Column('status', sa.String(length=12), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=True),
+    sa.Column('decided_by_id', sa.Integer(), nullable=True),
+    sa.Column('decided_at', workflow.db.UTCDateTime(), nullable=True),
+    sa.Column('created_at', workflow.db.UTCDateTime(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.CheckConstraint("status != 'declined' OR reason IS NOT NULL", name=op.f('ck_funding_confirmation_declined_has_reason')),
+    sa.CheckConstraint("status IN ('pending', 'confirmed', 'declined', 'cancelled')", name=op.f('ck_funding_confirmation_known_status')),
+    sa.ForeignKeyConstraint(['call_id'], ['call.id'], name=op.f('fk_funding_confirmation_call_id_call'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['decided_by_id'], ['user_account.id'], name=op.f('fk_funding_confirmation_decided_by_id_user_account')),
+    sa.ForeignKeyConstraint(['funder_id'], ['funding_organisation.id'], name=op.f('fk_funding_confirmation_funder_id_funding_organisation')),
+    sa.ForeignKeyConstraint(['proposal_id'], ['proposal.id'], name=op.f('fk_funding_confirmation_proposal_id_proposal'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['scenario_id'], ['funding_scenario.id'], name=op.f('fk_funding_confirmation_scenario_id_funding_scenario')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_funding_confirmation')),
+    sa.UniqueConstraint('proposal_id', 'funder_id', name=op.f('uq_funding_confirmation_proposal_id_funder_id'))
+    )
+    with op.batch_alter_table('funding_confirmation', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_funding_confirmation_call_id'), ['call_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_funding_confirmation_funder_id'), ['funder_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_funding_confirmation_proposal_id'), ['proposal_id'], unique=False)
 
     op.create_table('partner',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -373,6 +443,28 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_eligibility_check_funder_id'), ['funder_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_eligibility_check_proposal_id'), ['proposal_id'], unique=False)
 
+    op.create_table('funding_line',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('scenario_id', sa.Integer(), nullable=False),
+    sa.Column('proposal_id', sa.Integer(), nullable=False),
+    sa.Column('partner_id', sa.Integer(), nullable=False),
+    sa.Column('funder_id', sa.Integer(), nullable=False),
+    sa.Column('amount', sa.BigInteger(), nullable=False),
+    sa.Column('from_gap_pot', sa.BigInteger(), nullable=False),
+    sa.CheckConstraint('amount >= 0', name=op.f('ck_funding_line_amount_not_negative')),
+    sa.CheckConstraint('from_gap_pot >= 0 AND from_gap_pot <= amount', name=op.f('ck_funding_line_gap_pot_within_amount')),
+    sa.ForeignKeyConstraint(['funder_id'], ['funding_organisation.id'], name=op.f('fk_funding_line_funder_id_funding_organisation')),
+    sa.ForeignKeyConstraint(['partner_id'], ['partner.id'], name=op.f('fk_funding_line_partner_id_partner'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['proposal_id'], ['proposal.id'], name=op.f('fk_funding_line_proposal_id_proposal'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['scenario_id'], ['funding_scenario.id'], name=op.f('fk_funding_line_scenario_id_funding_scenario'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_funding_line')),
+    sa.UniqueConstraint('scenario_id', 'partner_id', name=op.f('uq_funding_line_scenario_id_partner_id'))
+    )
+    with op.batch_alter_table('funding_line', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_funding_line_funder_id'), ['funder_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_funding_line_proposal_id'), ['proposal_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_funding_line_scenario_id'), ['scenario_id'], unique=False)
+
     op.create_table('review',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('assignment_id', sa.Integer(), nullable=False),
@@ -409,6 +501,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_review_proposal_id'))
 
     op.drop_table('review')
+    with op.batch_alter_table('funding_line', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_funding_line_scenario_id'))
+        batch_op.drop_index(batch_op.f('ix_funding_line_proposal_id'))
+        batch_op.drop_index(batch_op.f('ix_funding_line_funder_id'))
+
+    op.drop_table('funding_line')
     with op.batch_alter_table('eligibility_check', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_eligibility_check_proposal_id'))
         batch_op.drop_index(batch_op.f('ix_eligibility_check_funder_id'))
@@ -443,6 +541,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_partner_funder_id'))
 
     op.drop_table('partner')
+    with op.batch_alter_table('funding_confirmation', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_funding_confirmation_proposal_id'))
+        batch_op.drop_index(batch_op.f('ix_funding_confirmation_funder_id'))
+        batch_op.drop_index(batch_op.f('ix_funding_confirmation_call_id'))
+
+    op.drop_table('funding_confirmation')
     with op.batch_alter_table('change_approval', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_change_approval_proposal_id'))
 
@@ -454,8 +558,17 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_proposal_call_id'))
 
     op.drop_table('proposal')
+    with op.batch_alter_table('funding_scenario', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_funding_scenario_call_id'))
+
+    op.drop_table('funding_scenario')
     op.drop_table('call_stage')
     op.drop_table('call_funder')
+    with op.batch_alter_table('budget_increase', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_budget_increase_funder_id'))
+        batch_op.drop_index(batch_op.f('ix_budget_increase_call_id'))
+
+    op.drop_table('budget_increase')
     with op.batch_alter_table('account_token', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_account_token_user_id'))
 
