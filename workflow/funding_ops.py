@@ -212,7 +212,7 @@ def current_funding(session: Session, call: Call, *, lock: bool = False) -> Fund
     """The call's current approved funding list (its latest revision), or None before the approval."""
     query = select(FundingScenario).where(FundingScenario.call_id == call.id, FundingScenario.status == "current")
     if lock:
-        query = query.with_for_update().execution_options(populate_existing=True)
+        query = query.with_for_update(of=FundingScenario).execution_options(populate_existing=True)
     return session.scalar(query)
 
 
@@ -438,7 +438,8 @@ def confirm_funding(session: Session, actor, confirmation_id: int, decision: str
     partners in one selected proposal. When every funder of the proposal has confirmed, it is funded; a
     decline makes it not funded and recomputes the list (which may select proposals from the reserve)."""
     c = session.scalars(
-        select(FundingConfirmation).where(FundingConfirmation.id == confirmation_id).with_for_update()
+        select(FundingConfirmation).where(FundingConfirmation.id == confirmation_id)
+        .with_for_update(of=FundingConfirmation)
         .execution_options(populate_existing=True)
     ).one_or_none()
     if c is None:
