@@ -666,13 +666,10 @@ def close_eligibility_step(session: Session, actor, call: Call, kind: str) -> St
 
 
 def _tell_coordinator_to_replace(session: Session, proposal: Proposal, why: str) -> None:
-    call = proposal.call
-    outbox.enqueue(
-        session, kind="decision", to=proposal.coordinator.email, call_id=call.id,
-        dedup_key=f"eligibility-conditional:proposal:{proposal.id}",
-        subject=f"[{call.settings.title}] {proposal.acronym}: eligible, a partner must be replaced",
-        body=(f"Dear {proposal.coordinator.name},\n\n"
-              f"pre-proposal {proposal.reference} \"{proposal.acronym}\" goes on to the pre-proposal review. "
+    outbox.to_coordinator(
+        session, proposal, kind="decision", dedup_key=f"eligibility-conditional:proposal:{proposal.id}",
+        subject="eligible, a partner must be replaced",
+        text=(f"pre-proposal {proposal.reference} \"{proposal.acronym}\" goes on to the pre-proposal review. "
               f"Its own funder found a partner not eligible: {why}.\n"
               "If the proposal is invited to the full stage, replace or remove that partner there.\n"),
     )

@@ -134,12 +134,10 @@ def _record_submission(session, actor, proposal, before, after):
     session.add(sub)
     session.flush()
     call = proposal.call
-    outbox.enqueue(
-        session, kind="submission_receipt", to=proposal.coordinator.email, call_id=call.id,
-        dedup_key=f"receipt:submission:{sub.id}",
-        subject=f"[{call.settings.title}] Receipt: {proposal.acronym} submitted ({stage} stage)",
-        body=(
-            f"Dear {proposal.coordinator.name},\n\n"
+    outbox.to_coordinator(
+        session, proposal, kind="submission_receipt", dedup_key=f"receipt:submission:{sub.id}",
+        subject=f"receipt of your {'pre-proposal' if stage == 'pre' else 'full proposal'}",
+        text=(
             f"your {'pre-' if stage == 'pre' else 'full '}proposal {proposal.reference} \"{proposal.acronym}\" "
             f"was submitted on {format_instant(sub.submitted_at, call.time_zone, 'd MMMM y, HH:mm:ss zzz')}.\n"
             f"Submission number {number} for this stage; the latest submission before the deadline counts.\n"
@@ -151,13 +149,8 @@ def _record_submission(session, actor, proposal, before, after):
 
 def _message(kind: str, subject: str, text: str):
     def effect(session, actor, proposal, before, after):
-        call = proposal.call
-        outbox.enqueue(
-            session, kind=kind, to=proposal.coordinator.email, call_id=call.id,
-            dedup_key=f"{kind}:proposal:{proposal.id}:{after}",
-            subject=f"[{call.settings.title}] {proposal.acronym}: {subject}",
-            body=f"Dear {proposal.coordinator.name},\n\n{text.format(p=proposal, call=call)}\n",
-        )
+        outbox.to_coordinator(session, proposal, kind=kind, dedup_key=f"{kind}:proposal:{proposal.id}:{after}",
+                              subject=subject, text=f"{text.format(p=proposal, call=proposal.call)}\n")
 
     return effect
 

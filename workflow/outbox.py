@@ -33,3 +33,15 @@ def enqueue(
     )
     session.add(msg)
     return msg
+
+
+def to_coordinator(session: Session, proposal, *, kind: str, subject: str, text: str, dedup_key: str,
+                   attachments: list | None = None) -> OutboxMessage:
+    """A message to a proposal's coordinator: the call's name and the acronym lead the subject, the body
+    greets them by name. The one place every coordinator mail is composed."""
+    call = proposal.call
+    return enqueue(
+        session, kind=kind, to=proposal.coordinator.email, call_id=call.id, dedup_key=dedup_key,
+        subject=f"[{call.settings.title}] {proposal.acronym}: {subject}",
+        body=f"Dear {proposal.coordinator.name},\n\n{text}", attachments=attachments,
+    )

@@ -97,14 +97,10 @@ def withdraw(session: Session, actor, proposal_id: int, *, reason: str, expected
     if proposal.state not in WITHDRAWABLE:
         raise DomainError("this proposal can no longer be withdrawn: a decision has been taken")
     transition(session, actor, proposal_id, "withdraw", reason=reason, expected_version=expected_version)
-    call = proposal.call
-    outbox.enqueue(
-        session, kind="withdrawn", to=proposal.coordinator.email, call_id=call.id,
-        dedup_key=f"withdrawn:proposal:{proposal.id}",
-        subject=f"[{call.settings.title}] {proposal.acronym}: withdrawn",
-        body=(f"Dear {proposal.coordinator.name},\n\n"
-              f"proposal {proposal.reference} \"{proposal.acronym}\" was withdrawn by {actor.name} on "
-              f"{format_instant(utcnow(), call.time_zone)}.\nReason given: {reason}\n"),
+    outbox.to_coordinator(
+        session, proposal, kind="withdrawn", dedup_key=f"withdrawn:proposal:{proposal.id}", subject="withdrawn",
+        text=(f"proposal {proposal.reference} \"{proposal.acronym}\" was withdrawn by {actor.name} on "
+              f"{format_instant(utcnow(), proposal.call.time_zone)}.\nReason given: {reason}\n"),
     )
     return proposal
 
@@ -321,13 +317,10 @@ def approve_changes(session: Session, actor, proposal: Proposal, justification: 
                  after={"proposal_id": proposal.id,
                         "changes": [c.describe() for c in report.needs_approval],
                         "consortium": [list(k) for k in _current_keys(proposal)]})
-    call = proposal.call
-    outbox.enqueue(
-        session, kind="changes_approved", to=proposal.coordinator.email, call_id=call.id,
-        dedup_key=f"changes_approved:{approval.id}",
-        subject=f"[{call.settings.title}] {proposal.acronym}: consortium changes approved",
-        body=(f"Dear {proposal.coordinator.name},\n\n"
-              f"the call secretariat approved these changes to the consortium of {proposal.reference} "
+    outbox.to_coordinator(
+        session, proposal, kind="changes_approved", dedup_key=f"changes_approved:{approval.id}",
+        subject="consortium changes approved",
+        text=(f"the call secretariat approved these changes to the consortium of {proposal.reference} "
               f"\"{proposal.acronym}\":\n"
               + "".join(f"- {c.describe()}\n" for c in report.needs_approval)
               + f"\nJustification: {justification}\n"
@@ -374,12 +367,10 @@ def open_rebuttal_window(session: Session, actor, call: Call, *, release_reviews
     closes = format_instant(call.rebuttal_closes_at, call.time_zone)
     for pid in ids:
         proposal = transition(session, actor, pid, "open_rebuttal")
-        outbox.enqueue(
-            session, kind="rebuttal_open", to=proposal.coordinator.email, call_id=call.id,
-            dedup_key=f"rebuttal_open:proposal:{pid}",
-            subject=f"[{call.settings.title}] {proposal.acronym}: the reviews are available for your rebuttal",
-            body=(f"Dear {proposal.coordinator.name},\n\n"
-                  f"the reviews of {proposal.reference} \"{proposal.acronym}\" are available on its page. "
+        outbox.to_coordinator(
+            session, proposal, kind="rebuttal_open", dedup_key=f"rebuttal_open:proposal:{pid}",
+            subject="the reviews are available for your rebuttal",
+            text=(f"the reviews of {proposal.reference} \"{proposal.acronym}\" are available on its page. "
                   f"As coordinator you may submit one rebuttal of at most {rules.max_chars:,} characters "
                   f"before {closes}.\n"),
         )
@@ -454,12 +445,10 @@ def submit_rebuttal(session: Session, actor, proposal: Proposal, text: str) -> R
         raise DomainError("a rebuttal was already submitted; only one is allowed per proposal") from None
     audit.record(session, actor, "proposal.rebuttal_submitted", rebuttal, call_id=call.id,
                  after={"proposal_id": proposal.id, "characters": len(text)})
-    outbox.enqueue(
-        session, kind="rebuttal_receipt", to=proposal.coordinator.email, call_id=call.id,
-        dedup_key=f"rebuttal_receipt:proposal:{proposal.id}",
-        subject=f"[{call.settings.title}] {proposal.acronym}: rebuttal received",
-        body=(f"Dear {proposal.coordinator.name},\n\n"
-              f"the rebuttal of {proposal.reference} \"{proposal.acronym}\" ({len(text):,} characters) was "
+    outbox.to_coordinator(
+        session, proposal, kind="rebuttal_receipt", dedup_key=f"rebuttal_receipt:proposal:{proposal.id}",
+        subject="rebuttal received",
+        text=(f"the rebuttal of {proposal.reference} \"{proposal.acronym}\" ({len(text):,} characters) was "
               f"received on {format_instant(rebuttal.submitted_at, call.time_zone, 'd MMMM y, HH:mm:ss zzz')}.\n"),
     )
     return rebuttal

@@ -163,7 +163,7 @@ def test_applicant_journey(page: Page, live_server, session_factory, frozen, mai
     submit(page, "Submit the pre-proposal")
     expect(page.get_by_role("status").first).to_contain_text("Your pre-proposal was submitted (submission no. 1)")
     shot("applicant-3-submitted")
-    receipt_mail = next(m for m in mailbox.wait_for(2) if "Receipt" in m["Subject"])
+    receipt_mail = next(m for m in mailbox.wait_for(2) if "receipt of your pre-proposal" in m["Subject"])
     with session_factory() as s:
         proposal = s.scalar(select(Proposal).where(Proposal.acronym == "PRECISE-PGX"))
         first = s.scalars(select(Submission).where(Submission.proposal_id == proposal.id)).one()

@@ -94,7 +94,7 @@ def test_receipt_mail_carries_the_receipt_pdf(session, session_factory, settings
     with app.app_context():
         assert deliver_pending(session_factory, settings).sent == 1
     mail = mailbox.wait_for(1)[0]
-    assert "Receipt: ZOË-PM submitted" in mail["Subject"]
+    assert "ZOË-PM: receipt of your pre-proposal" in mail["Subject"]
     sub = session.scalars(select(Submission)).one()
     assert sub.sha256 in body_of(mail)
     attachment = next(mail.iter_attachments())

@@ -200,7 +200,7 @@ def test_the_receipt_mail_arrives_with_a_pdf_naming_the_acronym_and_the_sha256(c
     mailbox.wait_for(1)
     (message,) = mailbox.to(w.coordinator.email)
     sub = w.session.scalars(select(Submission)).one()
-    assert "Receipt: HELIOS submitted (pre stage)" in message["Subject"]
+    assert "HELIOS: receipt of your pre-proposal" in message["Subject"]
     (attachment,) = list(message.iter_attachments())
     assert attachment.get_content_type() == "application/pdf"
     assert attachment.get_filename() == f"receipt-{w.proposal.reference}-pre-1.pdf"
