@@ -168,7 +168,9 @@ def _proposal_view(actor, proposal: Proposal) -> Decision:
         fact = _reviewer_facts(actor, proposal)
         if fact == "assigned":
             return ALLOW
-        return deny("this proposal is not available to you")
+        if fact == "needs_declaration":
+            return deny(DECLARATION_FIRST)
+        return deny(NOT_AVAILABLE)
     return deny("you are not part of this proposal's consortium")
 
 
@@ -266,6 +268,60 @@ def _funding_confirm(actor, obj) -> Decision:
     return deny("only the funder's officers can confirm the funding of its partners")
 
 
+NOT_AVAILABLE = "this proposal is not available to you"
+DECLARATION_FIRST = "accept the confidentiality and no-conflict declaration first"
+
+
+def _review_write(actor, assignment) -> Decision:
+    """A reviewer writes only their own review of a proposal they are assigned to and not conflicted with."""
+    if (d := _needs_login(actor)) is not None:
+        return d
+    if assignment.reviewer_id != actor.id or not is_reviewer(actor, assignment.call_id):
+        return deny("this review is assigned to someone else")
+    fact = _reviewer_facts(actor, assignment.proposal)
+    if fact == "needs_declaration":
+        return deny(DECLARATION_FIRST)
+    if fact != "assigned":
+        return deny(NOT_AVAILABLE)
+    return ALLOW
+
+
+def _proposal_reviews(actor, proposal) -> Decision:
+    """A proposal's reviews and panel discussion: the secretariat, and its non-conflicted reviewers (what
+    each reviewer sees of the others' reviews is reviews.visibility's business)."""
+    if (d := _needs_login(actor)) is not None:
+        return d
+    if is_secretariat(actor, proposal.call_id):
+        return ALLOW
+    if is_reviewer(actor, proposal.call_id):
+        fact = _reviewer_facts(actor, proposal)
+        if fact == "assigned":
+            return ALLOW
+        if fact == "needs_declaration":
+            return deny(DECLARATION_FIRST)
+        return deny(NOT_AVAILABLE)
+    return deny("only the call secretariat and the proposal's reviewers can read its reviews")
+
+
+def _conflict_declare(actor, proposal) -> Decision:
+    if (d := _needs_login(actor)) is not None:
+        return d
+    if is_reviewer(actor, proposal.call_id):
+        return ALLOW
+    return deny("only reviewers of this call can declare a conflict of interest")
+
+
+def _reviewer_profile(actor, profile) -> Decision:
+    """A reviewer edits their own profile in a call; the secretariat any reviewer's."""
+    if (d := _needs_login(actor)) is not None:
+        return d
+    if is_secretariat(actor, profile.call_id):
+        return ALLOW
+    if profile.user_id == actor.id and is_reviewer(actor, profile.call_id):
+        return ALLOW
+    return deny("this is another reviewer's profile")
+
+
 def _secretariat_only(what: str):
     def rule(actor, obj) -> Decision:
         if (d := _needs_login(actor)) is not None:
@@ -298,6 +354,16 @@ _POLICY: dict[str, Callable[[User | None, object], Decision]] = {
     "partner.view_verdict": _partner_view_verdict,
     "eligibility.manage": _secretariat_only("run the eligibility step"),
     "audit.view": _secretariat_only("read the audit log"),
+    "review.write": _review_write,  # obj: ReviewAssignment
+    "proposal.reviews": _proposal_reviews,
+    "conflict.declare": _conflict_declare,
+    "reviewer.profile": _reviewer_profile,  # obj: ReviewerProfile
+    "reviewer.manage": _secretariat_only("manage the reviewers"),
+    "review.assign": _secretariat_only("assign reviewers"),
+    "review.reopen": _secretariat_only("reopen a submitted review"),
+    "conflict.override": _secretariat_only("override a conflict of interest"),
+    "panel.manage": _secretariat_only("run the panel"),
+    "ranking.approve": _secretariat_only("record the approval of the ranking list"),
     "funding.view": _funding_view,
     "funding.what_if": _secretariat_only("try budget increases"),
     "funding.approve": _secretariat_only("record the steering committee's approval of the funding list"),

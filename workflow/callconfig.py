@@ -161,6 +161,12 @@ class EvaluationDef(Strict):
     reviewers_per_proposal: int = Field(3, ge=1)
     score_step: Literal[0.5] = 0.5
     tie_break: list[str] = Field(default_factory=list)
+    # A reviewer from the same country as a partner is conflicted (besides organisation, domain, PI).
+    conflict_same_country: bool = False
+    # Reviewers see the other reviews of a proposal only after submitting their own.
+    hide_other_reviews_until_submitted: bool = True
+    # Reviewer names are shown to other reviewers and the panel (never to applicants).
+    show_reviewer_names: bool = False
 
     @model_validator(mode="after")
     def _coherent(self) -> EvaluationDef:

@@ -229,6 +229,68 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_proposal_coordinator_id'), ['coordinator_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_proposal_state'), ['state'], unique=False)
 
+    op.create_table('ranking_list',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('call_id', sa.Integer(), nullable=False),
+    sa.Column('stage', sa.String(length=8), nullable=False),
+    sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', workflow.db.UTCDateTime(), nullable=False),
+    sa.Column('approved_by_id', sa.Integer(), nullable=True),
+    sa.Column('approved_at', workflow.db.UTCDateTime(), nullable=True),
+    sa.CheckConstraint("status IN ('draft', 'approved')", name=op.f('ck_ranking_list_known_status')),
+    sa.ForeignKeyConstraint(['approved_by_id'], ['user_account.id'], name=op.f('fk_ranking_list_approved_by_id_user_account')),
+    sa.ForeignKeyConstraint(['call_id'], ['call.id'], name=op.f('fk_ranking_list_call_id_call'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['created_by_id'], ['user_account.id'], name=op.f('fk_ranking_list_created_by_id_user_account')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_ranking_list')),
+    sa.UniqueConstraint('call_id', 'stage', name=op.f('uq_ranking_list_call_id_stage'))
+    )
+    with op.batch_alter_table('ranking_list', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_ranking_list_call_id'), ['call_id'], unique=False)
+
+    op.create_table('reviewer_invitation',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('call_id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('email', sa.String(length=254), nullable=False),
+    sa.Column('token_sha256', sa.String(length=64), nullable=False),
+    sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('invited_by_id', sa.Integer(), nullable=True),
+    sa.Column('invited_at', workflow.db.UTCDateTime(), nullable=False),
+    sa.Column('expires_at', workflow.db.UTCDateTime(), nullable=False),
+    sa.Column('responded_at', workflow.db.UTCDateTime(), nullable=True),
+    sa.Column('decline_reason', sa.Text(), nullable=True),
+    sa.CheckConstraint("status IN ('invited', 'accepted', 'declined')", name=op.f('ck_reviewer_invitation_known_status')),
+    sa.ForeignKeyConstraint(['call_id'], ['call.id'], name=op.f('fk_reviewer_invitation_call_id_call'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['invited_by_id'], ['user_account.id'], name=op.f('fk_reviewer_invitation_invited_by_id_user_account')),
+    sa.ForeignKeyConstraint(['user_id'], ['user_account.id'], name=op.f('fk_reviewer_invitation_user_id_user_account'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_reviewer_invitation')),
+    sa.UniqueConstraint('call_id', 'user_id', name=op.f('uq_reviewer_invitation_call_id_user_id')),
+    sa.UniqueConstraint('token_sha256', name=op.f('uq_reviewer_invitation_token_sha256'))
+    )
+    with op.batch_alter_table('reviewer_invitation', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_reviewer_invitation_call_id'), ['call_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_reviewer_invitation_user_id'), ['user_id'], unique=False)
+
+    op.create_table('reviewer_profile',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('call_id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('keywords', sa.JSON(), nullable=False),
+    sa.Column('organisation', sa.String(length=300), nullable=True),
+    sa.Column('country', sa.String(length=2), nullable=True),
+    sa.Column('email_domain', sa.String(length=254), nullable=True),
+    sa.Column('declaration_accepted_at', workflow.db.UTCDateTime(), nullable=True),
+    sa.Column('updated_at', workflow.db.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['call_id'], ['call.id'], name=op.f('fk_reviewer_profile_call_id_call'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['user_account.id'], name=op.f('fk_reviewer_profile_user_id_user_account'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_reviewer_profile')),
+    sa.UniqueConstraint('call_id', 'user_id', name=op.f('uq_reviewer_profile_call_id_user_id'))
+    )
+    with op.batch_alter_table('reviewer_profile', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_reviewer_profile_call_id'), ['call_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_reviewer_profile_user_id'), ['user_id'], unique=False)
+
     op.create_table('role_grant',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
@@ -257,6 +319,34 @@ def upgrade() -> None:
     with op.batch_alter_table('change_approval', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_change_approval_proposal_id'), ['proposal_id'], unique=False)
 
+    op.create_table('conflict',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('call_id', sa.Integer(), nullable=False),
+    sa.Column('reviewer_id', sa.Integer(), nullable=False),
+    sa.Column('proposal_id', sa.Integer(), nullable=False),
+    sa.Column('source', sa.String(length=10), nullable=False),
+    sa.Column('rule', sa.String(length=30), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('created_at', workflow.db.UTCDateTime(), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.Column('overridden_by_id', sa.Integer(), nullable=True),
+    sa.Column('override_justification', sa.Text(), nullable=True),
+    sa.Column('overridden_at', workflow.db.UTCDateTime(), nullable=True),
+    sa.CheckConstraint("source IN ('declared', 'detected')", name=op.f('ck_conflict_known_source')),
+    sa.CheckConstraint('overridden_at IS NULL OR override_justification IS NOT NULL', name=op.f('ck_conflict_override_has_justification')),
+    sa.ForeignKeyConstraint(['call_id'], ['call.id'], name=op.f('fk_conflict_call_id_call'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['created_by_id'], ['user_account.id'], name=op.f('fk_conflict_created_by_id_user_account')),
+    sa.ForeignKeyConstraint(['overridden_by_id'], ['user_account.id'], name=op.f('fk_conflict_overridden_by_id_user_account')),
+    sa.ForeignKeyConstraint(['proposal_id'], ['proposal.id'], name=op.f('fk_conflict_proposal_id_proposal'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['reviewer_id'], ['user_account.id'], name=op.f('fk_conflict_reviewer_id_user_account'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_conflict')),
+    sa.UniqueConstraint('reviewer_id', 'proposal_id', 'rule', name=op.f('uq_conflict_reviewer_id_proposal_id_rule'))
+    )
+    with op.batch_alter_table('conflict', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_conflict_call_id'), ['call_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_conflict_proposal_id'), ['proposal_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_conflict_reviewer_id'), ['reviewer_id'], unique=False)
+
     op.create_table('funding_confirmation',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('call_id', sa.Integer(), nullable=False),
@@ -284,6 +374,29 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_funding_confirmation_call_id'), ['call_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_funding_confirmation_funder_id'), ['funder_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_funding_confirmation_proposal_id'), ['proposal_id'], unique=False)
+
+    op.create_table('panel_consensus',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('call_id', sa.Integer(), nullable=False),
+    sa.Column('proposal_id', sa.Integer(), nullable=False),
+    sa.Column('stage', sa.String(length=8), nullable=False),
+    sa.Column('scores', sa.JSON(), nullable=False),
+    sa.Column('weighted_total', sa.Float(), nullable=False),
+    sa.Column('recommendation', sa.String(length=24), nullable=False),
+    sa.Column('summary', sa.Text(), nullable=False),
+    sa.Column('entered_by_id', sa.Integer(), nullable=False),
+    sa.Column('entered_at', workflow.db.UTCDateTime(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.CheckConstraint("recommendation IN ('recommended', 'recommended_if_funds', 'not_recommended')", name=op.f('ck_panel_consensus_known_recommendation')),
+    sa.ForeignKeyConstraint(['call_id'], ['call.id'], name=op.f('fk_panel_consensus_call_id_call'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['entered_by_id'], ['user_account.id'], name=op.f('fk_panel_consensus_entered_by_id_user_account')),
+    sa.ForeignKeyConstraint(['proposal_id'], ['proposal.id'], name=op.f('fk_panel_consensus_proposal_id_proposal'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_panel_consensus')),
+    sa.UniqueConstraint('proposal_id', 'stage', name=op.f('uq_panel_consensus_proposal_id_stage'))
+    )
+    with op.batch_alter_table('panel_consensus', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_panel_consensus_call_id'), ['call_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_panel_consensus_proposal_id'), ['proposal_id'], unique=False)
 
     op.create_table('partner',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -344,6 +457,23 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('proposal_member', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_proposal_member_user_id'), ['user_id'], unique=False)
+
+    op.create_table('ranking_entry',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('ranking_id', sa.Integer(), nullable=False),
+    sa.Column('proposal_id', sa.Integer(), nullable=False),
+    sa.Column('rank', sa.Integer(), nullable=False),
+    sa.Column('total', sa.Float(), nullable=False),
+    sa.Column('tie_break_note', sa.Text(), nullable=False),
+    sa.ForeignKeyConstraint(['proposal_id'], ['proposal.id'], name=op.f('fk_ranking_entry_proposal_id_proposal'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['ranking_id'], ['ranking_list.id'], name=op.f('fk_ranking_entry_ranking_id_ranking_list'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_ranking_entry')),
+    sa.UniqueConstraint('ranking_id', 'proposal_id', name=op.f('uq_ranking_entry_ranking_id_proposal_id')),
+    sa.UniqueConstraint('ranking_id', 'rank', name=op.f('uq_ranking_entry_ranking_id_rank'))
+    )
+    with op.batch_alter_table('ranking_entry', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_ranking_entry_proposal_id'), ['proposal_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_ranking_entry_ranking_id'), ['ranking_id'], unique=False)
 
     op.create_table('rebuttal',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -527,6 +657,11 @@ def downgrade() -> None:
 
     op.drop_table('review_assignment')
     op.drop_table('rebuttal')
+    with op.batch_alter_table('ranking_entry', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_ranking_entry_ranking_id'))
+        batch_op.drop_index(batch_op.f('ix_ranking_entry_proposal_id'))
+
+    op.drop_table('ranking_entry')
     with op.batch_alter_table('proposal_member', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_proposal_member_user_id'))
 
@@ -541,17 +676,42 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_partner_funder_id'))
 
     op.drop_table('partner')
+    with op.batch_alter_table('panel_consensus', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_panel_consensus_proposal_id'))
+        batch_op.drop_index(batch_op.f('ix_panel_consensus_call_id'))
+
+    op.drop_table('panel_consensus')
     with op.batch_alter_table('funding_confirmation', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_funding_confirmation_proposal_id'))
         batch_op.drop_index(batch_op.f('ix_funding_confirmation_funder_id'))
         batch_op.drop_index(batch_op.f('ix_funding_confirmation_call_id'))
 
     op.drop_table('funding_confirmation')
+    with op.batch_alter_table('conflict', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_conflict_reviewer_id'))
+        batch_op.drop_index(batch_op.f('ix_conflict_proposal_id'))
+        batch_op.drop_index(batch_op.f('ix_conflict_call_id'))
+
+    op.drop_table('conflict')
     with op.batch_alter_table('change_approval', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_change_approval_proposal_id'))
 
     op.drop_table('change_approval')
     op.drop_table('role_grant')
+    with op.batch_alter_table('reviewer_profile', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_reviewer_profile_user_id'))
+        batch_op.drop_index(batch_op.f('ix_reviewer_profile_call_id'))
+
+    op.drop_table('reviewer_profile')
+    with op.batch_alter_table('reviewer_invitation', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_reviewer_invitation_user_id'))
+        batch_op.drop_index(batch_op.f('ix_reviewer_invitation_call_id'))
+
+    op.drop_table('reviewer_invitation')
+    with op.batch_alter_table('ranking_list', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_ranking_list_call_id'))
+
+    op.drop_table('ranking_list')
     with op.batch_alter_table('proposal', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_proposal_state'))
         batch_op.drop_index(batch_op.f('ix_proposal_coordinator_id'))

@@ -1,0 +1,315 @@
+"""The review form: scores from the call's criteria, comments, a recommendation; drafts, submission, the
+lock, reopening, and reminders (DOMAIN.md rules 15, 18, 24).
+
+A score is 0 to 5 in half points, a number (not a string: the web layer converts with `parse_score`).
+A review is complete only when every criterion has a score and a comment, and it has a recommendation.
+A submitted review is locked until the secretariat reopens it; from the rebuttal on (the proposal in
+state rebuttal or later) nobody can change a full-stage review. Every change of a score is audited with
+its before and after.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from reviews.common import AFTER_REBUTTAL, REVIEW_STATE, check_stage
+from reviews.models import Review, ReviewAssignment
+from reviews.policy import require
+from workflow import audit, outbox
+from workflow.clock import utcnow
+from workflow.errors import ChangedMeanwhile, DomainError, InvalidInput
+from workflow.models import Call, OutboxMessage, Proposal, User
+from workflow.timefmt import format_instant
+
+SCORE_VALUES = tuple(i / 2 for i in range(11))  # 0, 0.5, ..., 5
+COMMENT_MAX = 10_000
+RECOMMENDATIONS = {
+    "recommended": "Recommended for funding",
+    "recommended_if_funds": "Recommended if funds are available",
+    "not_recommended": "Not recommended",
+}
+LOCKED = "this review was submitted and is locked; ask the call secretariat to reopen it if it must change"
+AFTER_REBUTTAL_MESSAGE = "reviews can no longer be changed: the rebuttal has opened"
+
+
+def check_score(value, field: str | None = None) -> float:
+    """A number from 0 to 5 in half points, else InvalidInput naming the field."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInput("a score is a number from 0 to 5 in half points", field)
+    if not math.isfinite(value) or not 0 <= value <= 5 or value * 2 != int(value * 2):
+        raise InvalidInput("a score is from 0 to 5 in half points (0, 0.5, 1, ... 5)", field)
+    return float(value)
+
+
+def parse_score(text: str | None, field: str | None = None) -> float | None:
+    """A form's text to a score: "" -> None (not scored yet), "3.5" or "3,5" -> 3.5; else InvalidInput."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        value = float(text.replace(",", "."))
+    except ValueError:
+        raise InvalidInput("a score is a number from 0 to 5 in half points", field) from None
+    return check_score(value, field)
+
+
+@dataclass(frozen=True)
+class CriterionField:
+    key: str
+    name: str
+    weight: float
+    threshold: float
+    labels: dict[str, str]  # {"0": "Fails / missing information", ...}: the call's words for the scale
+    choices: tuple[float, ...] = SCORE_VALUES
+
+
+def review_form(call: Call) -> list[CriterionField]:
+    """The criteria of the call's review form, in order, with their labels."""
+    return [CriterionField(c.key, c.name, c.weight, c.threshold, dict(c.labels))
+            for c in call.settings.evaluation.criteria]
+
+
+def review_of(session: Session, assignment: ReviewAssignment) -> Review | None:
+    return session.scalar(select(Review).where(Review.assignment_id == assignment.id))
+
+
+def edit_problem(proposal: Proposal, stage: str, review: Review | None) -> str | None:
+    """Why this review cannot be changed now, in plain words; None while it can."""
+    if stage == "full" and proposal.state in AFTER_REBUTTAL:
+        return AFTER_REBUTTAL_MESSAGE
+    if proposal.state != REVIEW_STATE[stage]:
+        return "this proposal is no longer under review; its reviews can no longer be changed"
+    if review is not None and review.status == "submitted":
+        return LOCKED
+    return None
+
+
+def missing_for_submission(call: Call, review: Review | None) -> list[str]:
+    """What is still missing before the review can be submitted, in words (empty: complete)."""
+    scores = (review.scores if review else None) or {}
+    comments = (review.comments if review else None) or {}
+    missing = []
+    for c in call.settings.evaluation.criteria:
+        if scores.get(c.key) is None:
+            missing.append(f"a score for {c.name}")
+        if not (comments.get(c.key) or "").strip():
+            missing.append(f"a comment on {c.name}")
+    if not review or review.recommendation not in RECOMMENDATIONS:
+        missing.append("a recommendation")
+    return missing
+
+
+def _clean(call: Call, scores: dict | None, comments: dict | None, recommendation: str | None):
+    keys = [c.key for c in call.settings.evaluation.criteria]
+    scores, comments = dict(scores or {}), dict(comments or {})
+    for key in list(scores) + list(comments):
+        if key not in keys:
+            raise InvalidInput(f"{key!r} is not a criterion of this call")
+    clean_scores = {k: (None if scores.get(k) is None else check_score(scores[k], f"score_{k}")) for k in keys}
+    clean_comments = {}
+    for k in keys:
+        text = comments.get(k)
+        if text is not None and not isinstance(text, str):
+            raise InvalidInput("a comment is text", f"comment_{k}")
+        text = (text or "").replace("\r\n", "\n").strip()
+        if len(text) > COMMENT_MAX:
+            raise InvalidInput(f"a comment has at most {COMMENT_MAX:,} characters (this one has {len(text):,})",
+                               f"comment_{k}")
+        clean_comments[k] = text
+    recommendation = (recommendation or "").strip() or None
+    if recommendation is not None and recommendation not in RECOMMENDATIONS:
+        raise InvalidInput("choose one of the recommendations offered", "recommendation")
+    return clean_scores, clean_comments, recommendation
+
+
+def _writable(session: Session, actor, assignment: ReviewAssignment, expected_version: int | None) -> Review | None:
+    require(actor, "review.write", assignment)
+    review = review_of(session, assignment)
+    if review is not None and expected_version is not None and review.version != expected_version:
+        raise ChangedMeanwhile("this review")
+    problem = edit_problem(assignment.proposal, assignment.stage, review)
+    if problem:
+        raise DomainError(problem)
+    return review
+
+
+def _flush(session: Session) -> None:
+    try:
+        session.flush()
+    except StaleDataError:
+        raise ChangedMeanwhile("this review") from None
+
+
+def save_review(session: Session, actor, assignment: ReviewAssignment, *, scores: dict | None,
+                comments: dict | None, recommendation: str | None, expected_version: int | None = None) -> Review:
+    """Save the whole form as a draft (scores may be missing; those given must be valid)."""
+    review = _writable(session, actor, assignment, expected_version)
+    call = assignment.proposal.call
+    new_scores, new_comments, new_rec = _clean(call, scores, comments, recommendation)
+    if review is None:
+        review = Review(assignment_id=assignment.id, proposal_id=assignment.proposal_id,
+                        reviewer_id=assignment.reviewer_id, stage=assignment.stage, scores={}, comments={},
+                        status="draft")
+        session.add(review)
+        _flush(session)
+    old_scores, old_comments = dict(review.scores or {}), dict(review.comments or {})
+    before, after = {}, {}
+    changed_scores = {k for k in new_scores if old_scores.get(k) != new_scores[k]}
+    if changed_scores:
+        before["scores"] = {k: old_scores.get(k) for k in sorted(changed_scores)}
+        after["scores"] = {k: new_scores[k] for k in sorted(changed_scores)}
+    changed_comments = {k for k in new_comments if (old_comments.get(k) or "") != new_comments[k]}
+    if changed_comments:
+        before["comments"] = {k: old_comments.get(k) or "" for k in sorted(changed_comments)}
+        after["comments"] = {k: new_comments[k] for k in sorted(changed_comments)}
+    if review.recommendation != new_rec:
+        before["recommendation"], after["recommendation"] = review.recommendation, new_rec
+    if after:
+        review.scores = {k: v for k, v in new_scores.items() if v is not None}
+        review.comments = {k: v for k, v in new_comments.items() if v}
+        review.recommendation = new_rec
+        _flush(session)
+        audit.record(session, actor, "review.saved", review, call_id=assignment.call_id, before=before, after=after)
+    return review
+
+
+def submit_review(session: Session, actor, assignment: ReviewAssignment, *, scores: dict | None = None,
+                  comments: dict | None = None, recommendation: str | None = None,
+                  expected_version: int | None = None) -> Review:
+    """Submit the review (saving the form first when it is given). Refused while anything is missing."""
+    if scores is not None or comments is not None or recommendation is not None:
+        review = save_review(session, actor, assignment, scores=scores, comments=comments,
+                             recommendation=recommendation, expected_version=expected_version)
+    else:
+        review = _writable(session, actor, assignment, expected_version)
+    missing = missing_for_submission(assignment.proposal.call, review)
+    if missing:
+        raise InvalidInput("the review is not complete: it still needs " + ", ".join(missing))
+    review.status, review.submitted_at = "submitted", utcnow()
+    _flush(session)
+    audit.record(session, actor, "review.submitted", review, call_id=assignment.call_id,
+                 before={"status": "draft"},
+                 after={"status": "submitted", "scores": review.scores, "recommendation": review.recommendation})
+    return review
+
+
+def reopen_review(session: Session, actor, review: Review, *, reason: str) -> Review:
+    """The secretariat reopens a submitted review so its reviewer can change it; the reviewer is told."""
+    assignment = review.assignment
+    require(actor, "review.reopen", assignment)
+    if review.status != "submitted":
+        raise DomainError("this review has not been submitted; its reviewer can still change it")
+    if review.stage == "full" and assignment.proposal.state in AFTER_REBUTTAL:
+        raise DomainError(AFTER_REBUTTAL_MESSAGE)
+    reason = " ".join((reason or "").split())
+    if not reason:
+        raise InvalidInput("say why the review is reopened; the reviewer will read it", "reason")
+    review.status, review.submitted_at = "draft", None
+    _flush(session)
+    audit.record(session, actor, "review.reopened", review, call_id=assignment.call_id,
+                 before={"status": "submitted"}, after={"status": "draft"}, reason=reason)
+    proposal, call = assignment.proposal, assignment.proposal.call
+    reviewer = session.get(User, review.reviewer_id)
+    outbox.enqueue(
+        session, kind="review_reopened", to=reviewer.email, call_id=call.id,
+        dedup_key=f"review_reopened:{review.id}:{review.version}",
+        subject=f"[{call.title}] {proposal.acronym}: your review was reopened",
+        body=(f"Dear {reviewer.name},\n\nthe call secretariat reopened your review of {proposal.reference} "
+              f"\"{proposal.acronym}\" so that you can change it.\nReason: {reason}\n\n"
+              "Please submit it again when you are done.\n"),
+    )
+    return review
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A reviewer's list, and reminders
+
+
+@dataclass(frozen=True)
+class MyAssignment:
+    assignment_id: int
+    proposal_id: int
+    reference: str
+    acronym: str
+    title: str
+    stage: str
+    status: str  # "not started" | "draft" | "submitted"
+    editable: bool
+    why_not: str | None
+
+
+def my_assignments(session: Session, actor, call: Call) -> list[MyAssignment]:
+    """The reviewer's own assignments in the call with their progress (conflicted ones never show)."""
+    from reviews.conflicts import is_conflicted
+
+    if actor is None:
+        return []
+    rows = []
+    for a in session.scalars(select(ReviewAssignment).where(
+            ReviewAssignment.call_id == call.id, ReviewAssignment.reviewer_id == actor.id)
+            .order_by(ReviewAssignment.stage.desc(), ReviewAssignment.id)):
+        if is_conflicted(session, actor, a.proposal):
+            continue
+        review = review_of(session, a)
+        status = "not started" if review is None else review.status
+        why = edit_problem(a.proposal, a.stage, review)
+        rows.append(MyAssignment(a.id, a.proposal_id, a.proposal.reference, a.proposal.acronym, a.proposal.title,
+                                 a.stage, status, why is None, why))
+    return rows
+
+
+def unfinished_by_reviewer(session: Session, call: Call, stage: str) -> dict[int, list[ReviewAssignment]]:
+    """{reviewer id: assignments whose review is not submitted}, for proposals still under review."""
+    out: dict[int, list[ReviewAssignment]] = defaultdict(list)
+    rows = session.execute(
+        select(ReviewAssignment, Review.status)
+        .join(Proposal, Proposal.id == ReviewAssignment.proposal_id)
+        .outerjoin(Review, Review.assignment_id == ReviewAssignment.id)
+        .where(ReviewAssignment.call_id == call.id, ReviewAssignment.stage == stage,
+               Proposal.state == REVIEW_STATE[stage])
+        .order_by(ReviewAssignment.reviewer_id, ReviewAssignment.id)
+    ).all()
+    for assignment, status in rows:
+        if status != "submitted":
+            out[assignment.reviewer_id].append(assignment)
+    return dict(out)
+
+
+def send_reminders(session: Session, actor, call: Call, *, deadline: dt.datetime, stage: str | None = None) -> int:
+    """Queue one reminder to each reviewer with unfinished reviews, before `deadline`. At most one per
+    reviewer per day (in the call's time zone): sending again the same day queues nothing new.
+    Returns how many reminders were queued now."""
+    require(actor, "review.assign", call)
+    stage = check_stage(call, stage)
+    if deadline.tzinfo is None:
+        raise InvalidInput("give the deadline with its time zone", "deadline")
+    now = utcnow()
+    if now >= deadline:
+        raise InvalidInput(f"the deadline {format_instant(deadline, call.time_zone)} has passed", "deadline")
+    day = now.astimezone(call.settings.zone).date().isoformat()
+    queued = 0
+    for reviewer_id, assignments in unfinished_by_reviewer(session, call, stage).items():
+        reviewer = session.get(User, reviewer_id)
+        key = f"review_reminder:{call.id}:{stage}:{reviewer_id}:{day}"
+        if session.scalar(select(OutboxMessage.id).where(OutboxMessage.dedup_key == key)) is not None:
+            continue
+        lines = "\n".join(f"- {a.proposal.reference} \"{a.proposal.acronym}\"" for a in assignments)
+        outbox.enqueue(
+            session, kind="review_reminder", to=reviewer.email, call_id=call.id, dedup_key=key,
+            subject=f"[{call.title}] Reminder: {len(assignments)} review{'s' if len(assignments) != 1 else ''} "
+                    f"due by {format_instant(deadline, call.time_zone)}",
+            body=(f"Dear {reviewer.name},\n\nthese reviews are not submitted yet:\n{lines}\n\n"
+                  f"Please submit them before {format_instant(deadline, call.time_zone)}.\n"),
+        )
+        queued += 1
+    session.flush()
+    audit.record(session, actor, "review.reminders_sent", call, call_id=call.id,
+                 after={"stage": stage, "deadline": deadline.isoformat(), "queued": queued})
+    return queued
