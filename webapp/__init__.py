@@ -6,6 +6,7 @@ from flask import Flask, render_template
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 
+import reviews  # noqa: F401  (plugs the reviewer facts and the review guards into workflow)
 from webapp.settings import load_settings
 
 csrf = CSRFProtect()
