@@ -4,10 +4,8 @@ from alembic import context
 from sqlalchemy import pool
 
 from reviews import models as review_models  # noqa: F401
-from workflow import (
-    funding_models,  # noqa: F401
-    models,  # noqa: F401  (registers the tables)
-)
+# Every module that declares tables, so that autogenerate sees them all.
+from workflow import console_models, funding_models, letter_models, models  # noqa: F401
 from workflow.db import Base, make_engine
 
 config = context.config

@@ -13,7 +13,9 @@ import pytest
 from sqlalchemy import inspect, text
 
 import reviews.models  # noqa: F401  (registers the review tables for wipe())
+import workflow.console_models  # noqa: F401
 import workflow.funding_models  # noqa: F401
+import workflow.letter_models  # noqa: F401
 from workflow import clock
 from workflow.db import Base, make_engine, make_session_factory
 from workflow.migrate import upgrade

@@ -44,7 +44,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     login_manager.login_message = "Please log in to see this page."
     login_manager.login_message_category = "info"
 
-    from webapp import applicant, auth, funder, public, secretariat
+    from webapp import applicant, auth, funder, funding, public, reviewer, secretariat
     from webapp.filters import register_filters
 
     app.register_blueprint(public.bp)
@@ -52,6 +52,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.register_blueprint(applicant.bp)
     app.register_blueprint(funder.bp)
     app.register_blueprint(secretariat.bp)
+    app.register_blueprint(reviewer.bp)
+    app.register_blueprint(funding.bp)
     register_filters(app)
 
     from flask_wtf.csrf import CSRFError

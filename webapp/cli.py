@@ -148,5 +148,52 @@ def demo_cmd():
     click.echo(report)
 
 
+@main.command("export-letters")
+@click.option("--call", "code", required=True, help="the call's code, e.g. eppermed-jtc2024")
+@click.option("--stage", type=click.Choice(["pre", "full"]), default="full", show_default=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="the ZIP file to write")
+@click.option("--processes", default=2, show_default=True, help="parallel PDF renderers (0: this process only)")
+@with_appcontext
+def export_letters_cmd(code, stage, out, processes):
+    """Render a stage's decision letters into one ZIP (one PDF per proposal), as the web export does."""
+    from sqlalchemy import select
+
+    from webapp.letters import run_export, tables_ready
+    from workflow.errors import DomainError
+    from workflow.models import Call
+
+    factory = current_app.extensions["jointcall.sessions"]
+    with factory() as session:
+        if not tables_ready(session):
+            click.echo("error: this database has no decision letter tables; run `jointcall db upgrade`", err=True)
+            sys.exit(1)
+        from workflow.letters import create_export_job
+
+        call = session.scalar(select(Call).where(Call.code == code))
+        if call is None:
+            click.echo(f"error: there is no call {code!r}", err=True)
+            sys.exit(1)
+        try:
+            job = create_export_job(session, None, call, stage, via="cli")
+            session.commit()
+        except DomainError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(1)
+        job_id = job.id
+
+    def progress(done, total):
+        click.echo(f"{done} of {total} letters")
+
+    try:
+        path = run_export(factory, job_id, dest=out, processes=processes, progress=progress)
+    except DomainError as err:
+        click.echo(f"error: {err}; no ZIP was written", err=True)
+        sys.exit(1)
+    if path is None:
+        click.echo("error: the export was restarted elsewhere; no ZIP was written", err=True)
+        sys.exit(1)
+    click.echo(f"wrote {path}")
+
+
 if __name__ == "__main__":
     main()

@@ -45,6 +45,12 @@ def _attachments(session, message: OutboxMessage) -> list[tuple[str, str, bytes]
             proposal = session.get(Proposal, sub.proposal_id)
             name = f"receipt-{proposal.reference}-{sub.stage}-{sub.number}.pdf"
             out.append((name, "application/pdf", receipt_pdf(sub, proposal, proposal.call)))
+        elif att.get("kind") == "decision_letter":
+            from workflow.letter_models import DecisionLetter
+
+            letter = session.get(DecisionLetter, att["letter_id"])
+            proposal = session.get(Proposal, letter.proposal_id)
+            out.append((f"decision-{proposal.reference}-{letter.stage}.pdf", "application/pdf", letter.pdf))
     return out
 
 

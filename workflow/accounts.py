@@ -492,7 +492,7 @@ def redact_delivered_links(session: Session) -> int:
     live token once the mail is out. Returns how many messages were redacted."""
     result = session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.kind.in_((MAIL_CONFIRM, MAIL_RESET)), OutboxMessage.status == "sent",
+        .where(OutboxMessage.kind.in_((MAIL_CONFIRM, MAIL_RESET, "role_invitation")), OutboxMessage.status == "sent",
                OutboxMessage.body_text != REDACTED)
         .values(body_text=REDACTED).execution_options(synchronize_session=False)
     )

@@ -204,6 +204,63 @@ def upgrade() -> None:
     with op.batch_alter_table('funding_scenario', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_funding_scenario_call_id'), ['call_id'], unique=False)
 
+    op.create_table('letter_export_job',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('call_id', sa.Integer(), nullable=False),
+    sa.Column('stage', sa.String(length=8), nullable=False),
+    sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('via', sa.String(length=4), nullable=False),
+    sa.Column('attempt', sa.Integer(), nullable=False),
+    sa.Column('total', sa.Integer(), nullable=False),
+    sa.Column('done', sa.Integer(), nullable=False),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('file_key', sa.String(length=500), nullable=True),
+    sa.Column('size_bytes', sa.BigInteger(), nullable=True),
+    sa.Column('sha256', sa.String(length=64), nullable=True),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', workflow.db.UTCDateTime(), nullable=False),
+    sa.Column('started_at', workflow.db.UTCDateTime(), nullable=True),
+    sa.Column('heartbeat_at', workflow.db.UTCDateTime(), nullable=True),
+    sa.Column('finished_at', workflow.db.UTCDateTime(), nullable=True),
+    sa.CheckConstraint("stage IN ('pre', 'full')", name=op.f('ck_letter_export_job_known_stage')),
+    sa.CheckConstraint("status IN ('queued', 'running', 'done', 'failed')", name=op.f('ck_letter_export_job_known_status')),
+    sa.CheckConstraint("via IN ('web', 'cli')", name=op.f('ck_letter_export_job_known_via')),
+    sa.ForeignKeyConstraint(['call_id'], ['call.id'], name=op.f('fk_letter_export_job_call_id_call'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['created_by_id'], ['user_account.id'], name=op.f('fk_letter_export_job_created_by_id_user_account')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_letter_export_job'))
+    )
+    with op.batch_alter_table('letter_export_job', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_letter_export_job_call_id'), ['call_id'], unique=False)
+
+    op.create_table('letter_template',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('call_id', sa.Integer(), nullable=False),
+    sa.Column('source', sa.Text(), nullable=False),
+    sa.Column('source_sha256', sa.String(length=64), nullable=False),
+    sa.Column('updated_by_id', sa.Integer(), nullable=False),
+    sa.Column('updated_at', workflow.db.UTCDateTime(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['call_id'], ['call.id'], name=op.f('fk_letter_template_call_id_call'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['updated_by_id'], ['user_account.id'], name=op.f('fk_letter_template_updated_by_id_user_account')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_letter_template')),
+    sa.UniqueConstraint('call_id', name=op.f('uq_letter_template_call_id'))
+    )
+    op.create_table('mail_template',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('call_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=60), nullable=False),
+    sa.Column('subject', sa.String(length=300), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('updated_at', workflow.db.UTCDateTime(), nullable=False),
+    sa.Column('updated_by_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['call_id'], ['call.id'], name=op.f('fk_mail_template_call_id_call'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['updated_by_id'], ['user_account.id'], name=op.f('fk_mail_template_updated_by_id_user_account'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_mail_template')),
+    sa.UniqueConstraint('call_id', 'kind', name=op.f('uq_mail_template_call_id_kind'))
+    )
+    with op.batch_alter_table('mail_template', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_mail_template_call_id'), ['call_id'], unique=False)
+
     op.create_table('proposal',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('call_id', sa.Integer(), nullable=False),
@@ -306,6 +363,33 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_role_grant')),
     sa.UniqueConstraint('user_id', 'role', 'call_id', 'funder_id', name=op.f('uq_role_grant_user_id_role_call_id_funder_id'))
     )
+    op.create_table('role_invitation',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('call_id', sa.Integer(), nullable=False),
+    sa.Column('email', sa.String(length=254), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('role', sa.String(length=20), nullable=False),
+    sa.Column('funder_id', sa.Integer(), nullable=True),
+    sa.Column('token_sha256', sa.String(length=64), nullable=False),
+    sa.Column('invited_by_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', workflow.db.UTCDateTime(), nullable=False),
+    sa.Column('expires_at', workflow.db.UTCDateTime(), nullable=False),
+    sa.Column('accepted_at', workflow.db.UTCDateTime(), nullable=True),
+    sa.Column('accepted_by_id', sa.Integer(), nullable=True),
+    sa.Column('revoked_at', workflow.db.UTCDateTime(), nullable=True),
+    sa.CheckConstraint("(role = 'officer') = (funder_id IS NOT NULL)", name=op.f('ck_role_invitation_officer_has_funder')),
+    sa.CheckConstraint("role IN ('secretariat', 'officer', 'reviewer')", name=op.f('ck_role_invitation_known_role')),
+    sa.ForeignKeyConstraint(['accepted_by_id'], ['user_account.id'], name=op.f('fk_role_invitation_accepted_by_id_user_account'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['call_id'], ['call.id'], name=op.f('fk_role_invitation_call_id_call'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['funder_id'], ['funding_organisation.id'], name=op.f('fk_role_invitation_funder_id_funding_organisation')),
+    sa.ForeignKeyConstraint(['invited_by_id'], ['user_account.id'], name=op.f('fk_role_invitation_invited_by_id_user_account'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_role_invitation')),
+    sa.UniqueConstraint('token_sha256', name=op.f('uq_role_invitation_token_sha256'))
+    )
+    with op.batch_alter_table('role_invitation', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_role_invitation_call_id'), ['call_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_role_invitation_email'), ['email'], unique=False)
+
     op.create_table('change_approval',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('proposal_id', sa.Integer(), nullable=False),
@@ -346,6 +430,39 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_conflict_call_id'), ['call_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_conflict_proposal_id'), ['proposal_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_conflict_reviewer_id'), ['reviewer_id'], unique=False)
+
+    op.create_table('decision_letter',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('call_id', sa.Integer(), nullable=False),
+    sa.Column('proposal_id', sa.Integer(), nullable=False),
+    sa.Column('stage', sa.String(length=8), nullable=False),
+    sa.Column('outcome', sa.String(length=16), nullable=False),
+    sa.Column('coordinator_id', sa.Integer(), nullable=False),
+    sa.Column('recipient', sa.String(length=254), nullable=False),
+    sa.Column('pdf', sa.LargeBinary(), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('size_bytes', sa.BigInteger(), nullable=False),
+    sa.Column('template_sha256', sa.String(length=64), nullable=False),
+    sa.Column('generated_at', workflow.db.UTCDateTime(), nullable=False),
+    sa.Column('generated_by_id', sa.Integer(), nullable=True),
+    sa.Column('sent_at', workflow.db.UTCDateTime(), nullable=True),
+    sa.Column('sent_by_id', sa.Integer(), nullable=True),
+    sa.Column('outbox_message_id', sa.Integer(), nullable=True),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.CheckConstraint("outcome IN ('not_eligible', 'not_invited', 'invited', 'funded', 'reserve', 'not_funded')", name=op.f('ck_decision_letter_known_outcome')),
+    sa.CheckConstraint("stage IN ('pre', 'full')", name=op.f('ck_decision_letter_known_stage')),
+    sa.CheckConstraint('sent_at IS NULL OR sent_by_id IS NOT NULL', name=op.f('ck_decision_letter_sent_has_sender')),
+    sa.ForeignKeyConstraint(['call_id'], ['call.id'], name=op.f('fk_decision_letter_call_id_call'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['coordinator_id'], ['user_account.id'], name=op.f('fk_decision_letter_coordinator_id_user_account')),
+    sa.ForeignKeyConstraint(['generated_by_id'], ['user_account.id'], name=op.f('fk_decision_letter_generated_by_id_user_account')),
+    sa.ForeignKeyConstraint(['proposal_id'], ['proposal.id'], name=op.f('fk_decision_letter_proposal_id_proposal'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['sent_by_id'], ['user_account.id'], name=op.f('fk_decision_letter_sent_by_id_user_account')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_decision_letter')),
+    sa.UniqueConstraint('proposal_id', 'stage', name=op.f('uq_decision_letter_proposal_id_stage'))
+    )
+    with op.batch_alter_table('decision_letter', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_decision_letter_call_id'), ['call_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_decision_letter_proposal_id'), ['proposal_id'], unique=False)
 
     op.create_table('funding_confirmation',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -687,6 +804,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_funding_confirmation_call_id'))
 
     op.drop_table('funding_confirmation')
+    with op.batch_alter_table('decision_letter', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_decision_letter_proposal_id'))
+        batch_op.drop_index(batch_op.f('ix_decision_letter_call_id'))
+
+    op.drop_table('decision_letter')
     with op.batch_alter_table('conflict', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_conflict_reviewer_id'))
         batch_op.drop_index(batch_op.f('ix_conflict_proposal_id'))
@@ -697,6 +819,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_change_approval_proposal_id'))
 
     op.drop_table('change_approval')
+    with op.batch_alter_table('role_invitation', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_role_invitation_email'))
+        batch_op.drop_index(batch_op.f('ix_role_invitation_call_id'))
+
+    op.drop_table('role_invitation')
     op.drop_table('role_grant')
     with op.batch_alter_table('reviewer_profile', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_reviewer_profile_user_id'))
@@ -718,6 +845,15 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_proposal_call_id'))
 
     op.drop_table('proposal')
+    with op.batch_alter_table('mail_template', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_mail_template_call_id'))
+
+    op.drop_table('mail_template')
+    op.drop_table('letter_template')
+    with op.batch_alter_table('letter_export_job', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_letter_export_job_call_id'))
+
+    op.drop_table('letter_export_job')
     with op.batch_alter_table('funding_scenario', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_funding_scenario_call_id'))
 

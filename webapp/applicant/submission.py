@@ -296,9 +296,36 @@ def rebuttal(proposal_id: int):
     ), status
 
 
+def _released_letters(proposal: Proposal) -> list:
+    """The decision letters sent to the coordinator (none while the letter tables have no migration)."""
+    from webapp.letters import tables_ready
+
+    if not tables_ready(db()):
+        return []
+    from workflow.letters import released_letters
+
+    return released_letters(db(), proposal)
+
+
 @bp.route("/proposals/<int:proposal_id>/decision")
 def decision(proposal_id: int):
     proposal = get_or_404(Proposal, proposal_id)
     allow("proposal.read_outcome", proposal)
+    letters = _released_letters(proposal)
     return render_template("applicant/decision.html", proposal=proposal, call=proposal.call, actor=actor(),
-                           outcomes=stage_outcomes(proposal))
+                           outcomes=stage_outcomes(proposal), letters=letters,
+                           letter_stages={x.stage for x in letters})
+
+
+@bp.route("/proposals/<int:proposal_id>/decision/letter-<stage>.pdf")
+def decision_letter(proposal_id: int, stage: str):
+    """The decision letter of a stage, as it was sent, once the secretariat has released it."""
+    proposal = get_or_404(Proposal, proposal_id)
+    allow("proposal.read_outcome", proposal)
+    letter = next((x for x in _released_letters(proposal) if x.stage == stage), None)
+    if letter is None:
+        abort(404)
+    response = send_file(io.BytesIO(letter.pdf), mimetype="application/pdf", as_attachment=True,
+                         download_name=f"decision-letter-{proposal.reference}-{stage}.pdf", max_age=0)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
