@@ -140,7 +140,7 @@ def prune_login_attempts_cmd():
 @with_appcontext
 def demo_cmd():
     """Load the sample calls and a deterministic demo population (running it twice changes nothing)."""
-    from workflow.demo import load_demo
+    from webapp.demo import load_demo
 
     with _session() as session:
         report = load_demo(session)

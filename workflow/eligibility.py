@@ -667,7 +667,7 @@ def close_eligibility_step(session: Session, actor, call: Call, kind: str) -> St
 
 def _tell_coordinator_to_replace(session: Session, proposal: Proposal, why: str) -> None:
     outbox.to_coordinator(
-        session, proposal, kind="decision", dedup_key=f"eligibility-conditional:proposal:{proposal.id}",
+        session, proposal, kind="eligible_replace_partner", dedup_key=f"eligibility-conditional:proposal:{proposal.id}",
         subject="eligible, a partner must be replaced",
         text=(f"pre-proposal {proposal.reference} \"{proposal.acronym}\" goes on to the pre-proposal review. "
               f"Its own funder found a partner not eligible: {why}.\n"

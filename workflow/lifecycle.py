@@ -5,6 +5,10 @@ from which states to which state, which guards must pass (workflow.guards) and w
 (checked by workflow.access). `needs` drops a row from call variants without that feature: a single-stage
 call has no pre-proposal stage, a call without rebuttal goes from review straight to the panel.
 
+The review guards (enough_reviews, consensus_recommends, consensus_not_recommended, ranking_approved) are
+registered by reviews/ when that package is imported (reviews.plugin); workflow/ never imports it. Without
+it they fail closed: the invitation and panel steps are refused with "the check ... is not available".
+
 `fire()` is the only way a proposal's state changes; operations call it inside their transaction.
 """
 
@@ -90,8 +94,8 @@ TRANSITIONS: tuple[Transition, ...] = (
     _t("declare_eligible",   "eligibility_check",                  "pre_review",             ("checks_all_eligible",),                   needs=_2),
     _t("declare_eligible",   "eligibility_check",                  "under_review",           ("checks_all_eligible",),                   needs=(SINGLE_STAGE,)),
     _t("declare_ineligible", "eligibility_check",                  "ineligible",             ("checks_found_ineligible",)),
-    _t("invite",             "pre_review",                         "invited",                (),                                         needs=_2),
-    _t("not_invite",         "pre_review",                         "not_invited",            (),                                         needs=_2),
+    _t("invite",             "pre_review",                         "invited",                ("ranking_approved",),                      needs=_2),
+    _t("not_invite",         "pre_review",                         "not_invited",            ("ranking_approved",),                      needs=_2),
     _t("start_full",         "invited",                            "full_draft",             ("stage_open",),                            (COORDINATOR,), _2),
     _t("submit_full",        "full_draft",                         "full_submitted",         ("stage_open", "consortium_valid", "changes_approved"), (COORDINATOR,), _2),
     _t("reopen_full",        "full_submitted",                     "full_draft",             ("stage_open",),                            (COORDINATOR,), _2),
@@ -102,8 +106,8 @@ TRANSITIONS: tuple[Transition, ...] = (
     _t("open_rebuttal",      "under_review",                       "rebuttal",               (),                                         needs=(REBUTTAL,)),
     _t("close_rebuttal",     "rebuttal",                           "panel",                  (),                                         needs=(REBUTTAL,)),
     _t("send_to_panel",      "under_review",                       "panel",                  (),                                         needs=(NO_REBUTTAL,)),
-    _t("recommend",          "panel",                              "recommended"),
-    _t("not_recommend",      "panel",                              "not_recommended"),
+    _t("recommend",          "panel",                              "recommended",            ("enough_reviews", "consensus_recommends")),
+    _t("not_recommend",      "panel",                              "not_recommended",        ("enough_reviews", "consensus_not_recommended")),
     _t("select",             ("recommended", "reserve"),           "selected"),
     _t("place_in_reserve",   ("recommended", "selected"),          "reserve"),
     _t("not_fund",           ("recommended", "reserve", "selected"), "not_funded"),

@@ -55,7 +55,8 @@ _SAMPLE_COORD = {"name": "Cora Coordinator", "email": "cora@example.org"}
 
 KINDS: dict[str, Kind] = {k.key: k for k in (
     Kind("submission_receipt", "Submission receipt", "to the coordinator, when a proposal is submitted",
-         "[{{ call.title }}] Receipt: {{ proposal.acronym }} submitted ({{ stage }} stage)",
+         "[{{ call.title }}] {{ proposal.acronym }}: receipt of your "
+         "{{ 'pre-proposal' if stage == 'pre' else 'full proposal' }}",
          "Dear {{ coordinator.name }},\n\n"
          "your {{ 'pre-' if stage == 'pre' else 'full ' }}proposal {{ proposal.reference }} \"{{ proposal.acronym }}\" "
          "was submitted on {{ submitted_at }}.\n"

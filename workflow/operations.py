@@ -144,13 +144,16 @@ def _record_submission(session, actor, proposal, before, after):
             f"SHA-256 of the submitted content: {sub.sha256}\n"
         ),
         attachments=[{"kind": "receipt", "submission_id": sub.id}],
+        context={"stage": stage, "number": number, "sha256": sub.sha256,
+                 "submitted_at": format_instant(sub.submitted_at, call.time_zone, 'd MMMM y, HH:mm:ss zzz')},
     )
 
 
 def _message(kind: str, subject: str, text: str):
     def effect(session, actor, proposal, before, after):
         outbox.to_coordinator(session, proposal, kind=kind, dedup_key=f"{kind}:proposal:{proposal.id}:{after}",
-                              subject=subject, text=f"{text.format(p=proposal, call=proposal.call)}\n")
+                              subject=subject, text=f"{text.format(p=proposal, call=proposal.call)}\n",
+                              context={"outcome": subject})
 
     return effect
 

@@ -36,12 +36,23 @@ def enqueue(
 
 
 def to_coordinator(session: Session, proposal, *, kind: str, subject: str, text: str, dedup_key: str,
-                   attachments: list | None = None) -> OutboxMessage:
+                   attachments: list | None = None, context: dict | None = None) -> OutboxMessage:
     """A message to a proposal's coordinator: the call's name and the acronym lead the subject, the body
-    greets them by name. The one place every coordinator mail is composed."""
+    greets them by name. The one place every coordinator mail is composed.
+
+    Kinds the secretariat can word (workflow.mail_templates.KINDS) use the call's wording, filled in with
+    `context`; the others use `subject` and `text`."""
+    from workflow import mail_templates
+
     call = proposal.call
-    return enqueue(
-        session, kind=kind, to=proposal.coordinator.email, call_id=call.id, dedup_key=dedup_key,
-        subject=f"[{call.settings.title}] {proposal.acronym}: {subject}",
-        body=f"Dear {proposal.coordinator.name},\n\n{text}", attachments=attachments,
-    )
+    if kind in mail_templates.KINDS:
+        full_subject, body = mail_templates.render(session, call, kind, {
+            "proposal": {"reference": proposal.reference, "acronym": proposal.acronym, "title": proposal.title},
+            "coordinator": {"name": proposal.coordinator.name, "email": proposal.coordinator.email},
+            **(context or {}),
+        })
+    else:
+        full_subject = f"[{call.settings.title}] {proposal.acronym}: {subject}"
+        body = f"Dear {proposal.coordinator.name},\n\n{text}"
+    return enqueue(session, kind=kind, to=proposal.coordinator.email, call_id=call.id, dedup_key=dedup_key,
+                   subject=full_subject, body=body, attachments=attachments)

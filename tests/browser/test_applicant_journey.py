@@ -14,7 +14,9 @@ from playwright.sync_api import Page, expect
 from pypdf import PdfReader, PdfWriter
 from sqlalchemy import select
 
+from reviews.aggregation import enter_consensus
 from reviews.models import Review, ReviewAssignment
+from reviews.ranking import approve_ranking, build_ranking
 from reviews.release import open_rebuttal
 from tests import factories as f
 from tests.conftest import body_of
@@ -75,9 +77,29 @@ def secretariat_closes_and_invites(session_factory, proposal_id: int, stage: str
             sign_off(s, who, check.id, "eligible")
         decide_eligibility(s, sec, proposal_id)
         if stage == "pre":
+            pre_stage_ranking_is_approved(s, sec, proposal_id)
             transition(s, sec, proposal_id, "invite", reason="CSC decision: invited")
         s.commit()
         return sec
+
+
+def pre_stage_ranking_is_approved(s, sec, proposal_id: int):
+    """Invitations follow the approved pre-stage ranking: three reviews, the panel's consensus, the list."""
+    proposal = s.get(Proposal, proposal_id)
+    for n in range(3):
+        reviewer = f.make_user(s, f"Pre Reviewer {n}", email=f"pre.reviewer{n}@reviews.example.net")
+        assignment = ReviewAssignment(call_id=proposal.call_id, proposal_id=proposal_id, reviewer_id=reviewer.id,
+                                      stage="pre")
+        s.add(assignment)
+        s.flush()
+        s.add(Review(assignment_id=assignment.id, proposal_id=proposal_id, reviewer_id=reviewer.id, stage="pre",
+                     scores={"excellence": 4.0, "impact": 4.0, "implementation": 3.5},
+                     comments={"excellence": "Original.", "impact": "Clear impact.", "implementation": "Feasible."},
+                     recommendation="recommended", status="submitted", submitted_at=f.PRE_CLOSED))
+    s.flush()
+    enter_consensus(s, sec, proposal, scores={"excellence": 4.0, "impact": 4.0, "implementation": 3.5},
+                    recommendation="recommended", summary="A strong pre-proposal.")
+    approve_ranking(s, sec, build_ranking(s, sec, proposal.call, "pre"))
 
 
 def reviews_are_written(session_factory, proposal_id: int):

@@ -376,7 +376,7 @@ def test_proposed_guard_change_lets_a_replaceable_partner_through(session, froze
     [declared] = events(session, "proposal.declare_eligible")
     assert "Universität Heidelberg (DFG-T): not eligible for DFG-T" in declared.reason
     to_alpha = session.scalars(select(OutboxMessage).where(OutboxMessage.to_address == alpha.coordinator.email,
-                                                           OutboxMessage.kind == "decision")).all()
+                                                           OutboxMessage.kind == "eligible_replace_partner")).all()
     assert len(to_alpha) == 1 and "replace or remove that partner" in to_alpha[0].body_text
 
 

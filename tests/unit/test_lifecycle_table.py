@@ -258,3 +258,52 @@ def test_declare_eligible_leads_to_the_variants_next_step(variant):
     assert row.dest == ("pre_review" if variant.two_stage else "under_review")
     assert bool(rows(variant, "open_rebuttal", "under_review")) is variant.rebuttal
     assert bool(rows(variant, "send_to_panel", "under_review")) is not variant.rebuttal
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The review guards (DOMAIN.md rules 16 and 19, and the pre-stage invitations following the ranking)
+
+
+@VARIANTS
+def test_the_panel_and_the_invitations_are_guarded_by_the_reviews(variant):
+    def guards_of(trigger: str, source: str) -> tuple[str, ...]:
+        (row,) = rows(variant, trigger, source)
+        return row.guards
+
+    assert guards_of("recommend", "panel") == ("enough_reviews", "consensus_recommends")
+    assert guards_of("not_recommend", "panel") == ("enough_reviews", "consensus_not_recommended")
+    if variant.two_stage:
+        assert guards_of("invite", "pre_review") == ("ranking_approved",)
+        assert guards_of("not_invite", "pre_review") == ("ranking_approved",)
+    # A not recommended proposal never reaches funding (rule 19).
+    assert not reachable(edges(variant), "not_recommended") & {"recommended", "selected", "funded"}
+
+
+def test_without_the_reviews_package_workflow_stays_apart_and_the_review_guards_fail_closed():
+    """A fresh interpreter: importing every module of workflow/ loads nothing from reviews/ (nor Flask or
+    the web layer), and then a review guard refuses instead of letting the proposal through."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys\n"
+        "import importlib, pkgutil, workflow\n"
+        "for m in pkgutil.iter_modules(workflow.__path__):\n"
+        "    importlib.import_module('workflow.' + m.name)\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('reviews', 'webapp', 'flask', 'weasyprint'))\n"
+        "assert not loaded, loaded\n"
+        "from workflow.guards import failing_guards\n"
+        "names = ('enough_reviews', 'consensus_recommends', 'consensus_not_recommended', 'ranking_approved')\n"
+        "for reason in failing_guards(names, None, None):\n"
+        "    print(reason)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "the check 'enough_reviews' is not available in this installation",
+        "the check 'consensus_recommends' is not available in this installation",
+        "the check 'consensus_not_recommended' is not available in this installation",
+        "the check 'ranking_approved' is not available in this installation",
+    ]

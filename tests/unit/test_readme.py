@@ -1,20 +1,20 @@
 """README.md shows what the code does: the lifecycle diagram and the demo accounts are generated from
-the code; regenerate with `python -m workflow.readme` when they change."""
+the code; regenerate with `python -m webapp.readme` when they change."""
 
-from workflow import readme
+from webapp import readme
 
 
 def test_readme_diagram_is_the_lifecycle_table():
     text = readme.README.read_text(encoding="utf-8")
     assert readme.read_block("lifecycle-diagram", text) == readme.diagram_block(), (
-        "README.md's state diagram differs from workflow/lifecycle.py; run: python -m workflow.readme"
+        "README.md's state diagram differs from workflow/lifecycle.py; run: python -m webapp.readme"
     )
 
 
 def test_readme_lists_the_demo_accounts():
     text = readme.README.read_text(encoding="utf-8")
     assert readme.read_block("demo-accounts", text) == readme.accounts_block(), (
-        "README.md's demo accounts differ from workflow/demo.py; run: python -m workflow.readme"
+        "README.md's demo accounts differ from webapp/demo.py; run: python -m webapp.readme"
     )
 
 

@@ -16,6 +16,7 @@ from reviews.models import PanelConsensus, RankingList
 from tests import factories as f
 from tests.unit.reviews_helpers import (
     ALL_COMMENTS,
+    ALL_SCORES,
     assign,
     events,
     mails,
@@ -306,6 +307,11 @@ def test_the_approved_ranking_moves_the_proposals_and_feeds_the_funding_list(ran
     with pytest.raises(DomainError, match="has not been approved"):
         rk.funding_ranking(w.session, w.call)
     rk.approve_ranking(w.session, w.sec, ranking)
+    # The panel decides only on proposals with at least three completed reviews (rule 16).
+    reviewers = [make_reviewer(w.session, w.call, f"Reviewer {n}") for n in range(3)]
+    for p in w.p.values():
+        for reviewer in reviewers:
+            submitted_review(w.session, assign(w.session, p, reviewer), ALL_SCORES)
     assert agg.apply_panel_decisions(w.session, w.sec, w.call) == {"recommend": 7, "not_recommend": 1}
     w.session.commit()
     assert (w.p["ALPHA"].state, w.p["HOTEL"].state) == ("recommended", "not_recommended")

@@ -1,10 +1,16 @@
-"""Proposal transitions through workflow.operations, on the database (DOMAIN.md §8-§9, rules 1, 3, 12, 24).
+"""Proposal transitions through workflow.operations, on the database (DOMAIN.md §8-§9, rules 1, 3, 12, 16,
+19, 24).
 
 Two sweeps over the lifecycle table: every (variant, trigger, source state) row fires when its guards
 hold and lands where the table says, with its audit event; and every trigger that the table does not
 offer from a state is refused with TransitionNotAllowed, leaving the proposal as it was. Then the guards'
 and the access policy's refusals with their reasons, the side effects (submission snapshots, outbox rows),
 atomicity of a failed operation, closing a stage, the funders' sign-off and optimistic concurrency.
+
+The review guards (registered by reviews/ when the package is imported, as tests/conftest.py does) are
+satisfied the way the secretariat and the reviewers satisfy them: reviewers assigned and their reviews
+submitted (reviews.assignment, reviews.scoring), the panel's consensus entered (reviews.aggregation), the
+pre-stage ranking list built and approved (reviews.ranking).
 
 Factories create users with an argon2 password hash (~0.2 s each); the `_cheap_password_hashes` fixture
 replaces the hash for these tests, which never log in.
@@ -18,6 +24,11 @@ import re
 import pytest
 from sqlalchemy import func, select
 
+from reviews.aggregation import enter_consensus
+from reviews.assignment import assign_reviewer
+from reviews.common import REVIEW_STATE
+from reviews.ranking import approve_ranking, build_ranking
+from reviews.scoring import save_review, submit_review
 from tests.factories import (
     FULL_CLOSED,
     FULL_OPEN,
@@ -30,6 +41,7 @@ from tests.factories import (
     secretariat,
     valid_proposal,
 )
+from tests.unit.reviews_helpers import make_reviewer
 from workflow import accounts, audit, lifecycle, operations
 from workflow.errors import (
     AccessDenied,
@@ -71,6 +83,17 @@ PRE_OPENS = dt.datetime(2030, 1, 10, 8, 0, tzinfo=UTC)  # 09:00 Paris
 PRE_DEADLINE = dt.datetime(2030, 3, 5, 16, 0, tzinfo=UTC)  # 17:00 Paris
 FULL_DEADLINE = dt.datetime(2030, 6, 20, 15, 0, tzinfo=UTC)  # 17:00 Paris, CEST
 
+# What the reviewers write and the panel agrees (the test call: thresholds 3 per criterion, 10 in total).
+REVIEW_SCORES = (
+    {"excellence": 4.0, "impact": 3.5, "implementation": 4.5},
+    {"excellence": 4.5, "impact": 3.0, "implementation": 4.0},
+    {"excellence": 3.5, "impact": 4.0, "implementation": 4.0},
+)
+REVIEW_COMMENTS = {"excellence": "Original and well argued.", "impact": "A plausible route to patients.",
+                   "implementation": "Feasible plan, realistic budget."}
+CONSENSUS = {"excellence": 4.0, "impact": 3.5, "implementation": 4.0}
+BELOW_A_THRESHOLD = {"excellence": 2.5, "impact": 4.5, "implementation": 4.5}  # total 11.5, Excellence < 3
+
 TWO_STAGE = Variant(two_stage=True, rebuttal=True)
 SINGLE_STAGE = Variant(two_stage=False, rebuttal=True)
 ALL_TRIGGERS = tuple(dict.fromkeys(t.trigger for t in TRANSITIONS))
@@ -110,6 +133,35 @@ class World:
 
     def actor_for(self, who) -> object:
         return self.coordinator if COORDINATOR in who else self.sec
+
+    def write_reviews(self, completed: int = 3, drafts: int = 0) -> None:
+        """New reviewers are assigned by the secretariat and write their reviews (`completed` submitted,
+        `drafts` only saved), in the state where the proposal's stage is reviewed (pre_review or
+        under_review); then the proposal is put back where it was."""
+        proposal = self.proposal
+        back = proposal.state
+        proposal.state = REVIEW_STATE[stage_of(back, self.variant)]
+        self.session.flush()
+        for n in range(completed + drafts):
+            reviewer = make_reviewer(self.session, self.call, f"Reviewer {n + 1}")
+            assignment = assign_reviewer(self.session, self.sec, proposal, reviewer)
+            form = dict(scores=REVIEW_SCORES[n % 3], comments=REVIEW_COMMENTS, recommendation="recommended")
+            (submit_review if n < completed else save_review)(self.session, reviewer, assignment, **form)
+        proposal.state = back
+        self.session.commit()
+
+    def consensus(self, recommendation: str = "recommended", scores: dict = CONSENSUS) -> None:
+        """The secretariat records the panel's consensus for the proposal's stage."""
+        enter_consensus(self.session, self.sec, self.proposal, scores=scores, recommendation=recommendation,
+                        summary="The panel discussed the reviews.")
+        self.session.commit()
+
+    def approve_pre_ranking(self) -> None:
+        """Reviews, consensus, and the pre-stage ranking list built and approved: invitations may go out."""
+        self.write_reviews()
+        self.consensus()
+        approve_ranking(self.session, self.sec, build_ranking(self.session, self.sec, self.call, "pre"))
+        self.session.commit()
 
     def checks(self, statuses: dict | None = None, stage: str | None = None, proposal=None):
         """Open the checks of the proposal's stage; `statuses` maps an index (0 = formal check) to a status."""
@@ -187,6 +239,14 @@ def satisfy_guards(world: World, row: lifecycle.Transition, source: str, frozen)
             world.checks({0: "ineligible", 1: "eligible", 2: "eligible", 3: "eligible", 4: "eligible"}, stage)
         elif guard == "changes_approved":
             pass  # the consortium is the one submitted at the pre stage (or there was none): nothing changed
+        elif guard == "enough_reviews":
+            world.write_reviews(completed=3)
+        elif guard == "consensus_recommends":
+            world.consensus("recommended")
+        elif guard == "consensus_not_recommended":
+            world.consensus("not_recommended", BELOW_A_THRESHOLD)
+        elif guard == "ranking_approved":
+            world.approve_pre_ranking()
         else:
             pytest.fail(f"this test does not know how to satisfy the guard {guard!r}; teach satisfy_guards")
     frozen(now)
@@ -413,6 +473,89 @@ def test_checks_of_the_other_stage_do_not_count(session, frozen):
         transition(session, world.sec, world.proposal.id, "declare_eligible")
 
 
+def test_the_panel_needs_three_completed_reviews_and_says_how_many_there_are(session, frozen):
+    """Rule 16: two submitted reviews and a draft are not enough; the refusal names the count."""
+    world = World(session)
+    world.put("panel")
+    world.write_reviews(completed=2, drafts=1)
+    frozen(FULL_CLOSED)
+    _, version = db_state(session, world.proposal.id)
+    before = footprint(session)
+    for trigger in ("recommend", "not_recommend"):
+        with pytest.raises(GuardFailed) as refused:
+            transition(session, world.sec, world.proposal.id, trigger)
+        assert refused.value.reasons == ["the panel needs at least 3 completed reviews; this proposal has 2",
+                                         "the panel's consensus has not been entered"]
+        session.rollback()
+    # Nor can the panel's consensus be entered that would let it through.
+    with pytest.raises(DomainError, match="at least 3 completed reviews; this proposal has 2"):
+        world.consensus()
+    session.rollback()
+    assert db_state(session, world.proposal.id) == ("panel", version)
+    assert footprint(session) == before
+
+
+def test_a_consensus_below_a_criterion_threshold_cannot_recommend(session, frozen):
+    """Rule 19: the panel cannot recommend below a threshold, so the proposal can only be not recommended."""
+    world = World(session)
+    world.put("panel")
+    world.write_reviews(completed=3)
+    frozen(FULL_CLOSED)
+    with pytest.raises(InvalidInput, match="Excellence 2.5 is below its threshold 3"):
+        world.consensus("recommended", BELOW_A_THRESHOLD)
+    session.rollback()
+    world.consensus("not_recommended", BELOW_A_THRESHOLD)
+    with pytest.raises(GuardFailed) as refused:
+        transition(session, world.sec, world.proposal.id, "recommend")
+    assert refused.value.reasons == ["the panel did not recommend this proposal"]
+    session.rollback()
+    assert db_state(session, world.proposal.id)[0] == "panel"
+    transition(session, world.sec, world.proposal.id, "not_recommend")
+    session.commit()
+    assert db_state(session, world.proposal.id)[0] == "not_recommended"
+    # ... and a not recommended proposal has no way to funding (rule 19).
+    assert not {"recommend", "select", "fund"} & set(available_triggers(world.variant, "not_recommended"))
+
+
+def test_a_recommending_consensus_cannot_not_recommend(session, frozen):
+    world = World(session, SINGLE_STAGE)
+    world.put("panel")
+    world.write_reviews(completed=3)
+    world.consensus("recommended_if_funds")
+    frozen(FULL_CLOSED)
+    with pytest.raises(GuardFailed) as refused:
+        transition(session, world.sec, world.proposal.id, "not_recommend")
+    assert refused.value.reasons == ["the panel recommended this proposal"]
+    session.rollback()
+    transition(session, world.sec, world.proposal.id, "recommend")
+    assert world.proposal.state == "recommended"
+
+
+@pytest.mark.parametrize("trigger", ["invite", "not_invite"])
+def test_invitations_wait_for_the_approved_pre_stage_ranking(session, frozen, trigger):
+    world = World(session)
+    world.put("pre_review")
+    world.write_reviews(completed=3)
+    world.consensus()
+    frozen(PRE_CLOSED)
+
+    def refused_reasons() -> list[str]:
+        with pytest.raises(GuardFailed) as refused:
+            transition(session, world.sec, world.proposal.id, trigger)
+        session.rollback()
+        return refused.value.reasons
+
+    assert refused_reasons() == ["the pre-stage ranking list has not been approved"]
+    ranking = build_ranking(session, world.sec, world.call, "pre")
+    session.commit()
+    assert refused_reasons() == ["the pre-stage ranking list has not been approved"]  # a draft list is not enough
+    assert db_state(session, world.proposal.id)[0] == "pre_review"
+    approve_ranking(session, world.sec, ranking)
+    transition(session, world.sec, world.proposal.id, trigger)
+    session.commit()
+    assert db_state(session, world.proposal.id)[0] == {"invite": "invited", "not_invite": "not_invited"}[trigger]
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Who may fire
 
@@ -559,6 +702,8 @@ def _through_pre_stage(session, world, frozen) -> Submission:
     for check in session.scalars(select(EligibilityCheck).where(EligibilityCheck.proposal_id == pid)):
         check.status = "eligible"
     decide_eligibility(session, world.sec, pid)
+    session.commit()
+    world.approve_pre_ranking()
     transition(session, world.sec, pid, "invite")
     session.commit()
     return session.scalars(select(Submission).where(Submission.stage == "pre")).one()
@@ -582,10 +727,11 @@ def test_submit_full_links_to_the_pre_proposal_submission(session, frozen):
 def test_invite_queues_an_invitation(session, frozen):
     world = World(session)
     world.put("pre_review")
+    world.approve_pre_ranking()
     frozen(PRE_CLOSED)
     transition(session, world.sec, world.proposal.id, "invite")
     session.commit()
-    (msg,) = session.scalars(select(OutboxMessage)).all()
+    (msg,) = session.scalars(select(OutboxMessage).where(OutboxMessage.kind != "review_assignment")).all()
     assert msg.kind == "invitation"
     assert msg.to_address == world.coordinator.email
     assert msg.dedup_key == f"invitation:proposal:{world.proposal.id}:invited"
@@ -600,10 +746,11 @@ def test_negative_decisions_queue_a_message(session, frozen, trigger, kind):
         world.checks({0: "ineligible", 1: "eligible", 2: "eligible", 3: "eligible", 4: "eligible"})
     else:
         world.put("pre_review")
+        world.approve_pre_ranking()
     frozen(PRE_CLOSED)
     transition(session, world.sec, world.proposal.id, trigger)
     session.commit()
-    (msg,) = session.scalars(select(OutboxMessage)).all()
+    (msg,) = session.scalars(select(OutboxMessage).where(OutboxMessage.kind != "review_assignment")).all()
     assert (msg.kind, msg.to_address) == (kind, world.coordinator.email)
 
 

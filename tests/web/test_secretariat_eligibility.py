@@ -391,5 +391,5 @@ def test_replacing_an_ineligible_partner_lets_the_proposal_go_on_once_the_guards
     assert "Universität Heidelberg (DFG-T: Heidelberg is not eligible for DFG-T funding)" in page
     session.expire_all()
     assert session.get(Proposal, a.id).state == "pre_review"
-    [mail] = session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "decision")).all()
+    [mail] = session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "eligible_replace_partner")).all()
     assert mail.to_address == a.coordinator.email and "replace or remove that partner" in mail.body_text

@@ -24,7 +24,7 @@ def diagram_block() -> str:
 
 
 def accounts_block() -> str:
-    from workflow.demo import DEMO_ACCOUNTS
+    from webapp.demo import DEMO_ACCOUNTS
 
     rows = ["| role | e-mail | password |", "|---|---|---|"]
     rows += [f"| {role} | `{email}` | `{password}` |" for role, email, password, _name in DEMO_ACCOUNTS]
@@ -38,6 +38,6 @@ def render(readme: str) -> str:
     return readme
 
 
-if __name__ == "__main__":  # python -m workflow.readme  rewrites the generated blocks
+if __name__ == "__main__":  # python -m webapp.readme  rewrites the generated blocks
     README.write_text(render(README.read_text(encoding="utf-8")), encoding="utf-8")
     print("README.md updated")

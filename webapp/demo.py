@@ -4,16 +4,29 @@ open copy of the call for visitors to try, and one account per role.
 Everything is made by the real operations (create_user, grant_role, load_call, create_proposal,
 add_partner, transition, open_checks, sign_off, decide_eligibility) with the clock frozen at plausible
 instants of the 2024 calendar, so the audit chain, the submissions and the outbox are what the application
-itself would have written. The data is deterministic (random.Random(2024)); only the open call's dates
-follow the real current date. Loading twice changes nothing: the second run finds the secretariat account
-and only reports.
+itself would have written. The data is deterministic (random.Random(2024); the evaluation draws from its own
+random.Random(2025), so the proposals do not depend on it); only the open call's dates follow the real
+current date. Loading twice changes nothing: the second run finds the secretariat account and only reports.
+
+The evaluation is real too, made by the operations of reviews/: a panel of twelve reviewers (the three demo
+reviewer accounts and nine experts without a password) invited, with profiles and the confidentiality
+declaration; automatic assignment of three reviewers per proposal; reviews in half points with comments;
+the panel's consensus; the pre-stage ranking approved before the invitations and the full-stage ranking
+approved before the funding decisions; the rebuttal window with the coordinators' rebuttals. The lifecycle
+guards (at least three completed reviews, the consensus, the approved ranking) hold for every step. The
+loader imports reviews/ when it runs (see `_review_operations`); importing this module does not, so the
+arrow from reviews/ to workflow/ stays one-way for everything else in workflow/.
 
 A note on closing stages. `close_stage` moves every submitted proposal of a stage to the eligibility check
 and lapses every draft, so after it no proposal of the stage can be left in draft, submitted, invited,
 full_draft or full_submitted. To show those states next to the later ones in one call, the demo closes the
 stages proposal by proposal after the deadline, firing the same transitions close_stage fires
 (`close_submission` followed by `open_checks`, and `lapse`); the `stage_closed` guard accepts a passed
-deadline. A few proposals are left behind as a secretariat would find them before closing.
+deadline. A few proposals are left behind as a secretariat would find them before closing. Likewise the
+rebuttal window is opened by its operation (which moves every proposal under review), but the proposals
+leave the rebuttal one by one, so that two stay in "rebuttal". The two proposals left "under review" had
+their full-stage eligibility confirmed late, after the rebuttal window had opened; each has a demo
+reviewer's review still open.
 """
 
 from __future__ import annotations
@@ -26,6 +39,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -51,6 +65,7 @@ from workflow.proposals import (
     update_partner,
     update_proposal,
 )
+from workflow.submission import submit_rebuttal
 from workflow.timefmt import format_instant
 
 CALLS_DIR = Path(__file__).resolve().parent.parent / "config" / "calls"
@@ -378,8 +393,8 @@ STORIES: tuple[tuple[str, tuple[str, ...], str | None, tuple[str, ...]], ...] = 
      ("ANR", "BMBF", "ISCIII")),
     ("full_ineligible", _INVITED + ("start_full", "submit_full", "close_full", "full_ineligible"), None,
      ("BMBF",)),
-    ("under_review", _FULL, None, ()),
-    ("under_review", _FULL, None, ()),
+    ("under_review", _FULL + ("late_full",), None, ()),
+    ("under_review", _FULL + ("late_full",), None, ()),
     ("rebuttal", _FULL + ("open_rebuttal",), None, ()),
     ("panel", _PANEL, None, ()),
     ("panel", _PANEL, None, ()),
@@ -408,6 +423,173 @@ INELIGIBLE_REASONS = {
     "BMBF": "BMBF national rules: the mandatory German project outline was not submitted via easy-Online by "
             "the national deadline.",
 }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The evaluation: the panel, and the words of reviews, consensus summaries and rebuttals
+
+# The demo reviewer accounts' organisations, countries and e-mail domains (their profile in the call).
+PANEL_PROFILES: dict[str, tuple[str, str, str]] = {
+    REVIEWERS[0]: ("Uniwersytet Medyczny w Łodzi", "PL", "umed-lodz"),
+    REVIEWERS[1]: ("Lunds universitet", "SE", "lu"),
+    REVIEWERS[2]: ("University of Galway", "IE", "universityofgalway"),
+}
+# Experts without a password. No panel member's organisation or e-mail domain is a partner's, so the
+# automatic assignment finds no conflict of interest (reviews.conflicts). Their institutional addresses are
+# under PANEL_DOMAIN: under DOMAIN they would share the e-mail domain of the demo coordinators' partners.
+PANEL_DOMAIN = "panel.jointcall.example"
+EXPERT_ORGS: tuple[Org, ...] = (
+    Org("University of Edinburgh", "GB", "academia", None, "ed"),
+    Org("Universität Zürich", "CH", "academia", None, "uzh"),
+    Org("Medizinische Universität Graz", "AT", "academia", None, "medunigraz"),
+    Org("Masarykova univerzita", "CZ", "academia", None, "muni"),
+    Org("Universitetet i Bergen", "NO", "academia", None, "uib"),
+    Org("Københavns Universitet", "DK", "academia", None, "ku"),
+    Org("Oulun yliopisto", "FI", "academia", None, "oulu"),
+    Org("Université de Montréal", "CA", "academia", None, "umontreal"),
+    Org("Sveučilište u Splitu", "HR", "academia", None, "unist"),
+)
+LOAD_CAP = {"pre": 10, "full": 6}  # proposals per reviewer and stage in the automatic assignment
+
+# Review comments per criterion and level ("high" 4 to 5, "mid" 3 to 3.5, "low" below 3).
+COMMENTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "excellence": {
+        "high": (
+            "The objectives are original and clearly go beyond the state of the art in {condition}; the "
+            "preliminary data are convincing.",
+            "A well-argued, ambitious concept. The combination of deeply phenotyped cohorts and functional "
+            "validation is a real strength.",
+            "Excellent scientific quality: the hypotheses are explicit, testable and grounded in the partners' "
+            "own recent work on {condition}.",
+        ),
+        "mid": (
+            "Sound objectives, but the novelty compared with ongoing international work on {condition} is not "
+            "fully argued.",
+            "The methodology is adequate; the choice of candidate targets needs a clearer rationale.",
+            "Good science overall, although the validation strategy relies on a single cohort.",
+        ),
+        "low": (
+            "The central hypothesis is vague and the state of the art on {condition} is described only "
+            "superficially.",
+            "The methods are not described in enough detail to judge feasibility; the statistical analysis "
+            "plan is missing.",
+            "Largely incremental: similar targets have been studied before and the proposal does not say what "
+            "is new.",
+        ),
+    },
+    "impact": {
+        "high": (
+            "A clear and credible path to clinical use, with health-system partners and patient "
+            "representatives involved from the start.",
+            "Strong expected impact for patients with {condition}; the health-economic evaluation is well "
+            "designed.",
+            "The exploitation and dissemination plan is concrete, with realistic milestones towards a "
+            "stratified trial.",
+        ),
+        "mid": (
+            "The expected impact is plausible, but the route from validated targets to routine care remains "
+            "generic.",
+            "Dissemination is well planned; the involvement of patients is limited to an advisory role.",
+            "Relevant for {condition}; the transferability to other health systems is not discussed.",
+        ),
+        "low": (
+            "The impact section restates the objectives and gives no credible pathway to clinical practice.",
+            "Patients and clinicians are hardly involved; uptake of the results is doubtful.",
+            "The claimed benefits for {condition} are not supported by any estimate of the population "
+            "concerned.",
+        ),
+    },
+    "implementation": {
+        "high": (
+            "The work plan is coherent, the budget is justified and the partners' roles are complementary.",
+            "A well-structured consortium with clear governance, realistic recruitment targets and good risk "
+            "mitigation.",
+            "Feasible within the duration; data management follows FAIR principles and the ethics issues are "
+            "addressed.",
+        ),
+        "mid": (
+            "The work plan is acceptable, but the recruitment targets at the clinical sites look ambitious.",
+            "Resources are broadly adequate; the coordination effort seems underestimated.",
+            "A reasonable plan; the dependencies between the work packages should be made explicit.",
+        ),
+        "low": (
+            "The work plan lacks milestones and deliverables; the budget is not justified per partner.",
+            "The consortium depends on one partner for most of the work; the others' roles are unclear.",
+            "Recruitment of patients with {condition} at the planned scale is not credible within three years.",
+        ),
+    },
+}
+
+REBUTTAL_ANSWERS: dict[str, str] = {
+    "excellence": (
+        "Novelty. The reviewers ask how our approach differs from ongoing cohort studies of {condition}. Those "
+        "studies describe associations; we test the candidate targets functionally in patient-derived models "
+        "and validate them in an independent multinational cohort, which no current project does (section 1.2)."
+    ),
+    "impact": (
+        "Route to clinical use. Two clinical partners have committed to a biomarker-stratified pilot in routine "
+        "care in the third year, and the health-economic model of work package 4 will be built with the "
+        "payers of two participating countries. The patient organisation co-designs the pilot."
+    ),
+    "implementation": (
+        "Recruitment. The clinical sites already follow more than 2,400 patients with {condition} in their "
+        "registries; the targets of the work plan need 38% of them. We have also budgeted a study nurse at each "
+        "site, and a fourth site can join if recruitment lags after twelve months."
+    ),
+}
+
+
+def _split(total: float, keys: list[str], rng: random.Random, *, floor: float) -> dict[str, float]:
+    """Scores in half points for `keys`, adding up to `total`, none below `floor` nor above 5."""
+    units = round(total * 2)
+    base, extra = divmod(units, len(keys))
+    values = [base] * len(keys)
+    for i in rng.sample(range(len(keys)), extra):
+        values[i] += 1
+    if len(keys) > 1:  # one half point moved between two criteria, for variety
+        i, j = rng.sample(range(len(keys)), 2)
+        if values[i] - 1 >= floor * 2 and values[j] + 1 <= 10:
+            values[i], values[j] = values[i] - 1, values[j] + 1
+    return {k: v / 2 for k, v in zip(keys, values, strict=True)}
+
+
+def _level(score: float) -> str:
+    return "high" if score >= 4 else "mid" if score >= 3 else "low"
+
+
+def _half(value: float) -> float:
+    return round(value * 2) / 2
+
+
+@dataclass
+class PanelMember:
+    email: str
+    name: str
+    organisation: str
+    country: str
+    domain: str  # the institutional e-mail domain of the profile
+    keywords: list[str] = field(default_factory=list)
+    token: str | None = None  # of the invitation, between sending and accepting it
+    user: User | None = None
+
+
+def _review_operations() -> SimpleNamespace:
+    """The operations of reviews/ the demo's evaluation uses, imported when the loader runs and not when this
+    module is imported: workflow/ does not depend on reviews/ (the arrow points from reviews to workflow).
+    Importing reviews also registers the review guards the lifecycle table names (reviews.plugin)."""
+    from reviews import aggregation, assignment, models, pool, ranking, release, scoring
+
+    return SimpleNamespace(aggregation=aggregation, assignment=assignment, models=models, pool=pool,
+                           ranking=ranking, release=release, scoring=scoring)
+
+
+@dataclass
+class Verdict:
+    """What the panel agrees on a proposal (or, without `recommendation`, what its reviews hover around)."""
+
+    scores: dict[str, float]
+    total: float  # weighted
+    recommendation: str | None = None
 
 
 @dataclass
@@ -484,6 +666,7 @@ class _DemoLoader:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.rng = random.Random(SEED)
+        self.review_rng = random.Random(SEED + 1)  # the evaluation's own draws: the proposals do not change
         self.definition = load_call_file(EPPERMED_FILE)
         self.zone = self.definition.time_zone
         self.funder_defs: dict[str, FunderDef] = {f.acronym: f for f in self.definition.funders}
@@ -492,25 +675,31 @@ class _DemoLoader:
         self.users: dict[str, User] = {}
         self.officer_of: dict[str, User] = {}
         self.extra_accounts = Counter()
+        self.rv = _review_operations()
+        self.panel: list[PanelMember] = []
+        self.verdicts: dict[tuple[int, str], Verdict] = {}  # (id(spec), stage) -> the panel's view
+        self.rebutted: set[int] = set()  # id(spec) of the proposals whose coordinator rebuts
 
     # -- helpers ----------------------------------------------------------------------------------------
 
     def local(self, y: int, m: int, d: int, hh: int = 9, mm: int = 0) -> dt.datetime:
         return from_local(dt.datetime(y, m, d, hh, mm), self.zone)
 
-    def working_time(self, first: dt.date, last: dt.date, *, start_hour: int = 8, end_hour: int = 18) -> dt.datetime:
+    def working_time(self, first: dt.date, last: dt.date, *, start_hour: int = 8, end_hour: int = 18,
+                     rng: random.Random | None = None) -> dt.datetime:
         """A random instant on a working day between `first` and `last`, in office hours."""
+        rng = rng or self.rng
         days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
-        day = self.rng.choice([d for d in days if d.weekday() < 5] or days)
-        return self.local(day.year, day.month, day.day, self.rng.randint(start_hour, end_hour - 1),
-                          self.rng.randint(0, 59))
+        day = rng.choice([d for d in days if d.weekday() < 5] or days)
+        return self.local(day.year, day.month, day.day, rng.randint(start_hour, end_hour - 1), rng.randint(0, 59))
 
-    def person(self, country: str) -> str:
+    def person(self, country: str, rng: random.Random | None = None) -> str:
+        rng = rng or self.rng
         women, men, family_w, family_m = _NAMES[country]
         for _ in range(200):
-            female = self.rng.random() < 0.5
-            given = self.rng.choice((women if female else men).split())
-            family = self.rng.choice((family_w if female or family_m is None else family_m).split())
+            female = rng.random() < 0.5
+            given = rng.choice((women if female else men).split())
+            family = rng.choice((family_w if female or family_m is None else family_m).split())
             name = f"{given} {family}"
             if name not in self.used_names:
                 self.used_names.add(name)
@@ -772,8 +961,8 @@ class _DemoLoader:
         deadline_pre = self.call.stage("pre").deadline
         deadline_full = self.call.stage("full").deadline
 
-        # Reviewers join for the pre-proposal evaluation.
-        plan.at(self.local(2024, 3, 14, 10, 0), self.make_reviewers, self.call, grant_only=False)
+        # The evaluation panel joins for the pre-proposal evaluation.
+        self.plan_panel(plan)
 
         for spec in specs:
             plan.at(spec.created, self.create, spec)
@@ -818,16 +1007,19 @@ class _DemoLoader:
                 plan.at(self.local(2024, 4, 12, 11, 20), self.fire, spec, "withdraw", coordinator=True,
                         reason="The coordinator has moved to another institution; the consortium withdraws.")
 
-        # The Call Steering Committee met on 16 May; invitations went out on 20 May.
+        # Pre-proposal evaluation (reviews, consensus, the ranking the CSC approved on 16 May), then the
+        # invitations of 20 May, following that ranking.
+        self.plan_pre_evaluation(plan, specs)
         invite_at = self.local(2024, 5, 20, 10, 0)
         for n, spec in enumerate(specs):
             if spec.has("invite"):
-                plan.at(invite_at + dt.timedelta(minutes=n), self.fire, spec, "invite",
-                        reason="CSC decision of 16 May 2024: invited to the full-proposal stage")
+                plan.at(invite_at + dt.timedelta(minutes=n), self.decide_on_ranking, spec, "pre", "invite",
+                        "CSC decision of 16 May 2024: rank {rank} of {of} on the approved pre-proposal ranking; "
+                        "invited to the full-proposal stage")
             elif spec.has("not_invite"):
-                plan.at(invite_at + dt.timedelta(minutes=n), self.fire, spec, "not_invite",
-                        reason="CSC decision of 16 May 2024: ranked below the invitation threshold "
-                               "(about three times the committed budget)")
+                plan.at(invite_at + dt.timedelta(minutes=n), self.decide_on_ranking, spec, "pre", "not_invite",
+                        "CSC decision of 16 May 2024: rank {rank} of {of} on the approved pre-proposal ranking, "
+                        "below the invitation line (invited requests of about three times the committed budget)")
 
         # Full proposals.
         for spec in specs:
@@ -850,48 +1042,44 @@ class _DemoLoader:
                         reason="full proposal not submitted before the deadline")
         self.schedule_checks(plan, specs, "full", dt.date(2024, 6, 24), dt.date(2024, 7, 5))
         decide_full_at = self.local(2024, 7, 8, 10, 0)
+        late_at = self.local(2024, 9, 2, 10, 0)  # after the late national checks (see schedule_checks)
         for n, spec in enumerate(specs):
             if spec.has("close_full") and not spec.has("pending_full"):
-                plan.at(decide_full_at + dt.timedelta(minutes=n), self.decide, spec)
+                plan.at((late_at if spec.has("late_full") else decide_full_at) + dt.timedelta(minutes=n),
+                        self.decide, spec)
         for spec in specs:
             if spec.has("withdraw_full"):
                 plan.at(self.local(2024, 7, 22, 15, 5), self.fire, spec, "withdraw", coordinator=True,
                         reason="A key clinical partner had to leave the consortium; the coordinator withdraws.")
 
-        # Peer review, rebuttal (19-26 August), panel (17-18 September), CSC ranking (8 October).
-        for n, spec in enumerate(specs):
-            if spec.has("open_rebuttal"):
-                plan.at(self.local(2024, 8, 19, 9, 0) + dt.timedelta(minutes=n), self.fire, spec, "open_rebuttal")
-            if spec.has("close_rebuttal"):
-                plan.at(self.local(2024, 8, 26, 17, 5) + dt.timedelta(minutes=n), self.fire, spec,
-                        "close_rebuttal")
+        # Peer review (July to mid-August), rebuttal (19-26 August), panel (16-18 September), CSC ranking
+        # (8 October). The order of the recommended proposals on the full-stage ranking:
         ranked = [s for s in specs if s.has("recommend")]
         self.rng.shuffle(ranked)
         ranked.sort(key=lambda s: ("select" not in s.steps, "not_fund" in s.steps, "reserve" in s.steps))
-        rank = {id(s): i for i, s in enumerate(ranked, 1)}
+        self.plan_full_evaluation(plan, specs, ranked)
+        for n, spec in enumerate(specs):
+            if spec.has("close_rebuttal"):
+                plan.at(self.local(2024, 8, 26, 17, 5) + dt.timedelta(minutes=n), self.fire, spec,
+                        "close_rebuttal")
         panel_at = self.local(2024, 9, 18, 16, 0)
         for n, spec in enumerate(specs):
-            if spec.has("recommend"):
-                score = max(10.0, 15.0 - 0.5 * rank[id(spec)])
-                plan.at(panel_at + dt.timedelta(minutes=n), self.fire, spec, "recommend",
-                        reason=f"Panel consensus {score:.1f}/15, every criterion at or above its threshold")
-            elif spec.has("not_recommend"):
-                weak = self.rng.choice(("Excellence", "Impact", "Quality and efficiency of the implementation"))
-                plan.at(panel_at + dt.timedelta(minutes=n), self.fire, spec, "not_recommend",
-                        reason=f"Panel consensus {self.rng.choice((8.5, 9.0, 9.5))}/15; {weak} below the "
-                               f"threshold of 3/5")
+            for trigger in ("recommend", "not_recommend"):
+                if spec.has(trigger):
+                    plan.at(panel_at + dt.timedelta(minutes=n), self.fire, spec, trigger,
+                            reason=self.panel_reason(self.verdicts[(id(spec), "full")]))
         csc_at = self.local(2024, 10, 8, 14, 0)
         for n, spec in enumerate(specs):
             when = csc_at + dt.timedelta(minutes=n)
             if spec.has("select"):
-                plan.at(when, self.fire, spec, "select",
-                        reason=f"Rank {rank[id(spec)]}: every partner fits its funder's remaining budget")
+                plan.at(when, self.decide_on_ranking, spec, "full", "select",
+                        "Rank {rank} of {of}: every partner fits its funder's remaining budget")
             elif spec.has("reserve"):
-                plan.at(when, self.fire, spec, "place_in_reserve",
-                        reason=f"Rank {rank[id(spec)]}: a funder's budget is exhausted; on the reserve list")
+                plan.at(when, self.decide_on_ranking, spec, "full", "place_in_reserve",
+                        "Rank {rank} of {of}: a funder's budget is exhausted; on the reserve list")
             elif spec.has("not_fund"):
-                plan.at(when, self.fire, spec, "not_fund",
-                        reason=f"Rank {rank[id(spec)]}: no funding available for two of the partners")
+                plan.at(when, self.decide_on_ranking, spec, "full", "not_fund",
+                        "Rank {rank} of {of}: no funding available for two of the partners")
         for spec in specs:
             if spec.has("fund"):
                 plan.at(self.working_time(dt.date(2024, 12, 2), dt.date(2024, 12, 13)), self.fire, spec, "fund",
@@ -901,10 +1089,280 @@ class _DemoLoader:
                         reason="The reserve list closed without budget becoming available")
         plan.run()
 
-    def make_reviewers(self, call: Call, grant_only: bool) -> None:
+    def make_reviewers(self, call: Call) -> None:
+        """The demo reviewers are reviewers of the open call too (nothing to review there yet)."""
         for email in REVIEWERS:
-            user = self.users[email] if grant_only else self.account(email)
-            grant_role(self.session, self.admin, user, "reviewer", call.id)
+            grant_role(self.session, self.admin, self.users[email], "reviewer", call.id)
+
+    # -- the evaluation (reviews/) ----------------------------------------------------------------------
+
+    def plan_panel(self, plan: _Plan) -> None:
+        """The secretariat invites the panel on 11 March 2024; in the following days each member accepts,
+        completes the profile (expertise keywords drawn from the call's themes, organisation, country,
+        institutional e-mail domain) and accepts the confidentiality declaration."""
+        rng = self.review_rng
+        keywords = sorted({k.strip() for *_rest, kw in THEMES for k in kw.split(";") if k.strip()}, key=str.casefold)
+        rng.shuffle(keywords)
+        members = [PanelMember(email, _ACCOUNT[email][2], *PANEL_PROFILES[email][:2],
+                               f"{PANEL_PROFILES[email][2]}.{PANEL_DOMAIN}") for email in REVIEWERS]
+        for org in EXPERT_ORGS:
+            name = self.person(org.country, rng)
+            domain = f"{org.slug}.{PANEL_DOMAIN}"
+            members.append(PanelMember(f"{_mail_local(name)}@{domain}", name, org.name, org.country, domain))
+        for n, member in enumerate(members):
+            member.keywords = keywords[n::len(members)]
+        self.panel = members
+        plan.at(self.local(2024, 3, 11, 9, 50), self.create_panel_accounts)
+        plan.at(self.local(2024, 3, 11, 10, 0), self.invite_panel)
+        for member in members:
+            plan.at(self.working_time(dt.date(2024, 3, 12), dt.date(2024, 3, 14), rng=rng), self.join_panel, member)
+
+    def create_panel_accounts(self) -> None:
+        for member in self.panel:
+            if member.email in _ACCOUNT:
+                self.account(member.email, organisation=member.organisation, country=member.country)
+
+    def invite_panel(self) -> None:
+        for member in self.panel:
+            tokens: list[str] = []
+
+            def link(token: str, tokens=tokens) -> str:
+                tokens.append(token)
+                return f"https://{DOMAIN}/reviewer/invitation/{token}"
+
+            self.rv.pool.invite_reviewer(self.session, self.secretariat, self.call, email=member.email,
+                                         name=member.name, link=link)
+            member.token = tokens[0]
+            if member.email not in _ACCOUNT:
+                self.extra_accounts["reviewers without a password"] += 1
+
+    def join_panel(self, member: PanelMember) -> None:
+        s, pool = self.session, self.rv.pool
+        user = find_user(s, member.email)
+        pool.accept_reviewer_invitation(s, user, member.token)
+        pool.update_profile(s, user, self.call, user, keywords=member.keywords, organisation=member.organisation,
+                            country=member.country, email_domain=member.domain)
+        pool.accept_declaration(s, user, self.call, confirmed=True)
+        member.user = user
+
+    def weighted(self, scores: dict[str, float]) -> float:
+        return sum(c.weight * scores[c.key] for c in self.definition.evaluation.criteria)
+
+    def verdict(self, total: float, recommendation: str | None) -> Verdict:
+        """Scores adding up to `total`: every criterion at or above the threshold of 3, except one at 2.5
+        when the panel does not recommend the proposal."""
+        rng, keys = self.review_rng, [c.key for c in self.definition.evaluation.criteria]
+        if recommendation == "not_recommended":
+            weak = rng.choice(keys)
+            scores = {weak: 2.5} | _split(total - 2.5, [k for k in keys if k != weak], rng, floor=3.0)
+            scores = {k: scores[k] for k in keys}
+        else:
+            scores = _split(total, keys, rng, floor=3.0)
+        return Verdict(scores, self.weighted(scores), recommendation)
+
+    def review_form(self, spec: Spec, verdict: Verdict) -> dict:
+        """One reviewer's form: scores in half points around the panel's eventual view, a comment per
+        criterion that fits the score, and the recommendation the scores support."""
+        rng, ev = self.review_rng, self.definition.evaluation
+        scores = {c.key: min(5.0, max(0.0, verdict.scores[c.key] + rng.choice(
+            (-1.0, -0.5, -0.5, 0.0, 0.0, 0.0, 0.5, 0.5, 1.0)))) for c in ev.criteria}
+        if rng.random() < 0.12:  # now and then a reviewer sees one criterion quite differently
+            key = rng.choice(list(scores))
+            scores[key] = min(5.0, max(0.0, scores[key] + rng.choice((-1.5, 1.5))))
+        comments = {key: rng.choice(COMMENTS[key][_level(value)]).format(condition=spec.theme[2])
+                    for key, value in scores.items()}
+        total = self.weighted(scores)
+        if all(scores[c.key] >= c.threshold for c in ev.criteria) and total >= ev.total_threshold:
+            recommendation = "recommended" if total >= ev.total_threshold + 2 else "recommended_if_funds"
+        else:
+            recommendation = "not_recommended"
+        return {"scores": scores, "comments": comments, "recommendation": recommendation}
+
+    def plan_reviews(self, plan: _Plan, spec: Spec, stage: str, first: dt.date, last: dt.date) -> None:
+        verdict = self.verdicts[(id(spec), stage)]
+        for k in range(3):
+            when = self.working_time(first, last, rng=self.review_rng)
+            plan.at(when, self.write_review, spec, stage, k, self.review_form(spec, verdict))
+
+    def plan_pre_evaluation(self, plan: _Plan, specs: list[Spec]) -> None:
+        """Every eligible pre-proposal still in the running on 15 April gets three reviewers (automatic
+        assignment); the reviews come in until 8 May; the panel's consensus on 13 May; the ranking list is
+        built on 15 May and approved by the CSC on 16 May. The invited proposals lead the ranking, the two
+        still waiting for the decision come next, the not invited ones last."""
+        rng = self.review_rng
+        reviewed = [s for s in specs if s.has("eligible") and not s.has("withdraw_pre")]
+        invited = [s for s in reviewed if s.has("invite")]
+        rng.shuffle(invited)
+        waiting = [s for s in reviewed if not s.has("invite") and not s.has("not_invite")]
+        declined = [s for s in reviewed if s.has("not_invite")]
+        for i, spec in enumerate(invited):
+            self.verdicts[(id(spec), "pre")] = self.verdict(_half(14.5 - 3.0 * i / max(1, len(invited) - 1)),
+                                                            "recommended")
+        for spec in waiting:
+            self.verdicts[(id(spec), "pre")] = self.verdict(11.0, "recommended_if_funds")
+        for j, spec in enumerate(declined):
+            self.verdicts[(id(spec), "pre")] = self.verdict(
+                max(8.0, 10.5 - 0.5 * j), "recommended_if_funds" if j < 2 else "not_recommended")
+        plan.at(self.local(2024, 4, 15, 10, 0), self.assign_automatically, "pre")
+        for spec in reviewed:
+            self.plan_reviews(plan, spec, "pre", dt.date(2024, 4, 16), dt.date(2024, 5, 8))
+        order = invited + waiting + declined
+        for n, spec in enumerate(order):
+            plan.at(self.local(2024, 5, 13, 9, 0) + dt.timedelta(minutes=10 * n), self.enter_consensus, spec, "pre")
+        plan.at(self.local(2024, 5, 15, 10, 0), self.build_ranking, "pre", order)
+        plan.at(self.local(2024, 5, 16, 17, 30), self.approve_ranking, "pre")
+
+    def plan_full_evaluation(self, plan: _Plan, specs: list[Spec], ranked: list[Spec]) -> None:
+        """The full proposals under review on 9 July get three reviewers each (automatic assignment); the
+        reviews are in by 14 August; the rebuttal window opens on 19 August and most coordinators answer; the
+        panel's consensus on 16 September; the ranking list built on 20 September and approved by the CSC on
+        8 October. `ranked` is the order of the recommended proposals. Of the two proposals left with the
+        panel, one is recommended if funds are available (last on the list), the other not recommended.
+        The two proposals whose eligibility was confirmed late get three experts on 3 September and, on 23
+        September, demo reviewers whose reviews are still open."""
+        rng = self.review_rng
+        reviewed = [s for s in specs if s.has("full_eligible") and not s.has("withdraw_full")]
+        waiting = [s for s in reviewed if s.has("close_rebuttal") and not s.has("recommend")
+                   and not s.has("not_recommend")]
+        order = ranked + waiting[:1]
+        for i, spec in enumerate(order):
+            total = _half(14.5 - 4.0 * i / max(1, len(order) - 1))
+            self.verdicts[(id(spec), "full")] = self.verdict(
+                total, "recommended" if total >= 12 else "recommended_if_funds")
+        for spec in [s for s in reviewed if s.has("not_recommend")] + waiting[1:]:
+            self.verdicts[(id(spec), "full")] = self.verdict(rng.choice((8.5, 9.0, 9.5)), "not_recommended")
+        for spec in reviewed:  # still in rebuttal or under review: what the reviews hover around
+            if (id(spec), "full") not in self.verdicts:
+                self.verdicts[(id(spec), "full")] = self.verdict(rng.choice((11.0, 11.5, 12.0, 12.5, 13.0)), None)
+        plan.at(self.local(2024, 7, 9, 10, 0), self.assign_automatically, "full")
+        late = [s for s in reviewed if s.has("late_full")]
+        for spec in reviewed:
+            if spec.has("late_full"):
+                self.plan_reviews(plan, spec, "full", dt.date(2024, 9, 4), dt.date(2024, 9, 20))
+            else:
+                self.plan_reviews(plan, spec, "full", dt.date(2024, 7, 15), dt.date(2024, 8, 14))
+        experts = [m.email for m in self.panel if m.email not in _ACCOUNT]
+        for j, spec in enumerate(late):
+            plan.at(self.local(2024, 9, 3, 10, 0) + dt.timedelta(minutes=j), self.assign_manually, spec,
+                    rng.sample(experts, 3))
+            extra = (REVIEWERS[0], REVIEWERS[2]) if j % 2 == 0 else (REVIEWERS[1],)
+            plan.at(self.local(2024, 9, 23, 11, 0) + dt.timedelta(minutes=j), self.assign_manually, spec, extra)
+            form = self.review_form(spec, self.verdicts[(id(spec), "full")])
+            first = list(form["scores"])[0]
+            draft = {"scores": dict(list(form["scores"].items())[:2]), "comments": {first: form["comments"][first]},
+                     "recommendation": None}
+            plan.at(self.working_time(dt.date(2024, 9, 24), dt.date(2024, 9, 30), rng=rng), self.write_review,
+                    spec, "full", extra[0], draft, submit=False)
+
+        rebuttal = [s for s in specs if s.has("open_rebuttal")]
+        plan.at(self.local(2024, 8, 19, 9, 0), self.open_rebuttal_window, rebuttal)
+        for spec in rebuttal:
+            if spec.who == "coordinator2" or rng.random() < 0.75:
+                self.rebutted.add(id(spec))
+                plan.at(self.working_time(dt.date(2024, 8, 20), dt.date(2024, 8, 23), rng=rng), self.rebut, spec)
+        for n, spec in enumerate(s for s in reviewed if s.has("close_rebuttal")):
+            plan.at(self.local(2024, 9, 16, 9, 0) + dt.timedelta(minutes=15 * n), self.enter_consensus, spec,
+                    "full")
+        plan.at(self.local(2024, 9, 20, 10, 0), self.build_ranking, "full", order)
+        plan.at(self.local(2024, 10, 8, 13, 30), self.approve_ranking, "full")
+
+    def assign_automatically(self, stage: str) -> None:
+        s, assignment = self.session, self.rv.assignment
+        preview = assignment.propose_assignment(s, self.secretariat, self.call, load_cap=LOAD_CAP[stage],
+                                                stage=stage)
+        if preview.uncovered:  # pragma: no cover - the panel is large enough and has no conflicts
+            raise RuntimeError("the demo panel does not cover " + "; ".join(
+                f"{u.acronym} ({u.reason})" for u in preview.uncovered))
+        assignment.accept_preview(s, self.secretariat, self.call, preview)
+
+    def assign_manually(self, spec: Spec, emails: list[str]) -> None:
+        proposal = self.session.get(Proposal, spec.proposal_id)
+        for email in emails:
+            self.rv.assignment.assign_reviewer(self.session, self.secretariat, proposal,
+                                               find_user(self.session, email))
+
+    def write_review(self, spec: Spec, stage: str, who: int | str, form: dict, *, submit: bool = True) -> None:
+        """The reviewer of the proposal's `who`-th assignment of the stage (or the one with that e-mail) fills
+        in the form and submits it (or, with `submit=False`, only saves it as a draft)."""
+        s, scoring = self.session, self.rv.scoring
+        proposal = s.get(Proposal, spec.proposal_id)
+        assignments = self.rv.assignment.assignments_of(s, proposal, stage)
+        if isinstance(who, int):
+            assignment = assignments[who]
+        else:
+            assignment = next(a for a in assignments if a.reviewer.email == who)
+        (scoring.submit_review if submit else scoring.save_review)(s, assignment.reviewer, assignment, **form)
+
+    def enter_consensus(self, spec: Spec, stage: str) -> None:
+        verdict = self.verdicts[(id(spec), stage)]
+        proposal = self.session.get(Proposal, spec.proposal_id)
+        self.rv.aggregation.enter_consensus(self.session, self.secretariat, proposal, scores=verdict.scores,
+                                            recommendation=verdict.recommendation,
+                                            summary=self.summary(spec, stage, verdict))
+
+    def summary(self, spec: Spec, stage: str, verdict: Verdict) -> str:
+        ev = self.definition.evaluation
+        best = max(ev.criteria, key=lambda c: verdict.scores[c.key])
+        worst = min(ev.criteria, key=lambda c: verdict.scores[c.key])
+        if stage == "pre":
+            opening = "The panel scored the pre-proposal on the full-stage criteria, from its three reviews."
+        elif id(spec) in self.rebutted:
+            opening = "The panel discussed the three reviews together with the consortium's rebuttal."
+        else:
+            opening = "The panel discussed the three reviews; the consortium did not submit a rebuttal."
+        conclusion = {
+            "recommended": "The panel recommends the proposal.",
+            "recommended_if_funds": "The panel recommends the proposal if funds are available.",
+            "not_recommended": f"The panel does not recommend the proposal: {worst.name} is below its threshold "
+                               f"of {worst.threshold:g}.",
+        }[verdict.recommendation]
+        return (f"{opening} Strongest: {best.name} ({verdict.scores[best.key]:g}); weakest: {worst.name} "
+                f"({verdict.scores[worst.key]:g}). Consensus total {verdict.total:g} of {ev.max_total:g}. "
+                f"{conclusion}")
+
+    def panel_reason(self, verdict: Verdict) -> str:
+        ev = self.definition.evaluation
+        total = f"Panel consensus {verdict.total:g}/{ev.max_total:g}"
+        if verdict.recommendation == "not_recommended":
+            weak = [c for c in ev.criteria if verdict.scores[c.key] < c.threshold]
+            return f"{total}; {', '.join(c.name for c in weak)} below the threshold of {weak[0].threshold:g}/5"
+        label = {"recommended": "recommended", "recommended_if_funds": "recommended if funds are available"}
+        return f"{total}, every criterion at or above its threshold: {label[verdict.recommendation]}"
+
+    def build_ranking(self, stage: str, order: list[Spec]) -> None:
+        """The list from the consensus; where everything else is equal, the panel voted in `order`."""
+        self.rv.ranking.build_ranking(self.session, self.secretariat, self.call, stage,
+                                      panel_vote=[spec.proposal_id for spec in order])
+
+    def approve_ranking(self, stage: str) -> None:
+        ranking = self.rv.ranking.ranking_of(self.session, self.call, stage)
+        self.rv.ranking.approve_ranking(self.session, self.secretariat, ranking)
+
+    def decide_on_ranking(self, spec: Spec, stage: str, trigger: str, reason: str) -> None:
+        """Fire `trigger` with a reason naming the proposal's place on the stage's approved ranking list."""
+        ranking = self.rv.ranking.ranking_of(self.session, self.call, stage)
+        rank = {e.proposal_id: e.rank for e in ranking.entries}
+        transition(self.session, self.secretariat, spec.proposal_id, trigger,
+                   reason=reason.format(rank=rank[spec.proposal_id], of=len(rank)))
+
+    def open_rebuttal_window(self, expected: list[Spec]) -> None:
+        result = self.rv.release.open_rebuttal(self.session, self.secretariat, self.call)
+        if sorted(result.proposals) != sorted(spec.proposal_id for spec in expected):  # pragma: no cover
+            raise RuntimeError("the rebuttal window opened for other proposals than the demo planned")
+
+    def rebut(self, spec: Spec) -> None:
+        """The coordinator answers the two criteria the panel will find weakest."""
+        s = self.session
+        proposal = s.get(Proposal, spec.proposal_id)
+        verdict = self.verdicts[(id(spec), "full")]
+        weakest = sorted(verdict.scores, key=lambda k: (verdict.scores[k], k))[:2]
+        text = "\n\n".join([
+            f"We thank the three reviewers for their careful and constructive assessment of {proposal.acronym}.",
+            *(REBUTTAL_ANSWERS[k].format(condition=spec.theme[2]) for k in weakest),
+            "None of these points needs a change to the objectives or to the consortium; we will report on each "
+            "of them in the first annual report.",
+        ])
+        submit_rebuttal(s, proposal.coordinator, proposal, text)
 
     def coordinator(self, spec: Spec) -> User:
         lead = spec.partners[0]
@@ -998,6 +1456,9 @@ class _DemoLoader:
                 continue
             plan.at(self.working_time(first, first + dt.timedelta(days=6)), self.sign, spec, stage, None,
                     "eligible", None)
+            window = (first, last)
+            if stage == "full" and spec.has("late_full"):  # a national check took until the end of August
+                window = (dt.date(2024, 8, 26), dt.date(2024, 8, 30))
             for position, p in enumerate(spec.partners, 1):
                 if p.org.funder is None:
                     continue
@@ -1006,7 +1467,7 @@ class _DemoLoader:
                 verdict, reason = "eligible", None
                 if spec.has(failing) and position == spec.ineligible_position:
                     verdict, reason = "ineligible", INELIGIBLE_REASONS[p.org.funder]
-                plan.at(self.working_time(first, last), self.sign, spec, stage, position, verdict, reason)
+                plan.at(self.working_time(*window), self.sign, spec, stage, position, verdict, reason)
 
     def sign(self, spec: Spec, stage: str, position: int | None, verdict: str, reason: str | None) -> None:
         s = self.session
@@ -1050,7 +1511,7 @@ class _DemoLoader:
             for acronym, officer in sorted(self.officer_of.items()):
                 funder_id = next(cf.funder_id for cf in self.open_call.funders if cf.funder.acronym == acronym)
                 grant_role(s, self.admin, officer, "officer", self.open_call.id, funder_id)
-            self.make_reviewers(self.open_call, grant_only=True)
+            self.make_reviewers(self.open_call)
         lead = ORG_BY_NAME["Hospital Clínic de Barcelona"]
         partners = self.consortium(lead=lead, required=("ANR", "BMBF"),
                                    pinned={lead.name: (_ACCOUNT[COORDINATOR_1][2], COORDINATOR_1)},
@@ -1063,6 +1524,30 @@ class _DemoLoader:
         self.open_spec = spec
 
     # -- the report -------------------------------------------------------------------------------------
+
+    def evaluation_report(self) -> list[str]:
+        s, zone, m = self.session, self.call.time_zone, self.rv.models
+
+        def count(model, stage: str, *where) -> int:
+            query = select(func.count()).select_from(model).where(model.stage == stage, *where)
+            if model is m.Review:
+                query = query.join(Proposal, Proposal.id == m.Review.proposal_id).where(
+                    Proposal.call_id == self.call.id)
+            else:
+                query = query.where(model.call_id == self.call.id)
+            return s.scalar(query)
+
+        lines = [f"  {len(self.panel)} reviewers ({len(REVIEWERS)} of them demo accounts), each with a profile and "
+                 "the confidentiality declaration accepted"]
+        for stage in ("pre", "full"):
+            ranking = self.rv.ranking.ranking_of(s, self.call, stage)
+            lines.append(
+                f"  {stage} stage: {count(m.ReviewAssignment, stage)} assignments, "
+                f"{count(m.Review, stage, m.Review.status == 'submitted')} reviews submitted and "
+                f"{count(m.Review, stage, m.Review.status == 'draft')} in draft, the panel's consensus on "
+                f"{count(m.PanelConsensus, stage)} proposals, a ranking list of {len(ranking.entries)} approved on "
+                f"{format_instant(ranking.approved_at, zone, 'd MMM y')}")
+        return lines
 
     def report(self) -> str:
         s = self.session
@@ -1082,6 +1567,7 @@ class _DemoLoader:
             extra = f"  (+{open_counts[st.name]} in the open call)" if open_counts[st.name] else ""
             lines.append(f"  {st.name:<{width}}  {counts[st.name]:>3}{extra}")
         lines.append(f"  {'total':<{width}}  {sum(counts.values()):>3}")
+        lines += ["", f"Evaluation ({self.call.code}):", *self.evaluation_report()]
         lines += ["", accounts_table()]
         if self.extra_accounts:
             lines += ["", "Other accounts have no password and cannot log in: " + ", ".join(
