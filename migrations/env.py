@@ -4,6 +4,7 @@ from alembic import context
 from sqlalchemy import pool
 
 from reviews import models as review_models  # noqa: F401
+
 # Every module that declares tables, so that autogenerate sees them all.
 from workflow import console_models, funding_models, letter_models, models  # noqa: F401
 from workflow.db import Base, make_engine
