@@ -25,7 +25,7 @@ from reviews.policy import require
 from workflow import audit, outbox
 from workflow.clock import utcnow
 from workflow.errors import ChangedMeanwhile, DomainError, InvalidInput
-from workflow.models import Call, OutboxMessage, Proposal, User
+from workflow.models import AuditEvent, Call, OutboxMessage, Proposal, User
 from workflow.timefmt import format_instant
 
 SCORE_VALUES = tuple(i / 2 for i in range(11))  # 0, 0.5, ..., 5
@@ -313,3 +313,17 @@ def send_reminders(session: Session, actor, call: Call, *, deadline: dt.datetime
     audit.record(session, actor, "review.reminders_sent", call, call_id=call.id,
                  after={"stage": stage, "deadline": deadline.isoformat(), "queued": queued})
     return queued
+
+
+def review_deadline(session: Session, call: Call, kind: str) -> dt.datetime | None:
+    """The review deadline given with the stage's latest reminders (the call has no setting for it)."""
+    for event in session.scalars(select(AuditEvent).where(
+            AuditEvent.call_id == call.id, AuditEvent.action == "review.reminders_sent")
+            .order_by(AuditEvent.seq.desc())):
+        after = event.after or {}
+        if after.get("stage") == kind and after.get("deadline"):
+            try:
+                return dt.datetime.fromisoformat(after["deadline"])
+            except ValueError:
+                return None
+    return None

@@ -20,11 +20,12 @@ from reviews.assignment import wanted_reviewers
 from reviews.common import REVIEW_STATE
 from reviews.conflicts import LIVE_STATES
 from reviews.models import Conflict, Review, ReviewAssignment
+from reviews.scoring import review_deadline
 from webapp.auth import actor
 from webapp.db import db
 from webapp.secretariat import bp
 from webapp.secretariat.calls import _console_call, deny
-from webapp.secretariat.reviews import STAGE_NAMES, review_deadline
+from webapp.secretariat.reviews import STAGE_NAMES
 from workflow import console, lifecycle
 from workflow.access import can
 from workflow.clock import utcnow
@@ -178,7 +179,7 @@ def review_progress(session: Session, call: Call) -> ReviewProgress:
             kind=kind, label=STAGE_NAMES[kind] if call.two_stage else "proposal", in_review=total, wanted=wanted,
             short=short, assignments=submitted + drafts + not_started, submitted=submitted, drafts=drafts,
             not_started=not_started, unfinished=unfinished[kind], unfinished_proposals=unfinished_proposals[kind],
-            deadline=review_deadline(call, kind), now=now, declared=conflicts[(kind, "declared")],
+            deadline=review_deadline(db(), call, kind), now=now, declared=conflicts[(kind, "declared")],
             detected=conflicts[(kind, "detected")], overridden=conflicts[(kind, "overridden")]))
     return ReviewProgress(stages)
 

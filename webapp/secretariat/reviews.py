@@ -11,7 +11,6 @@ only if it is still the one the secretariat saw (accept_preview re-checks every 
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 from collections import Counter
@@ -79,7 +78,7 @@ from reviews.ranking import (
     requested_amount,
     send_invitations,
 )
-from reviews.scoring import parse_score, reopen_review, send_reminders
+from reviews.scoring import parse_score, reopen_review, review_deadline, send_reminders
 from reviews.visibility import reviews_for
 from webapp.auth import actor
 from webapp.db import commit, db
@@ -91,7 +90,7 @@ from webapp.secretariat import bp
 from webapp.views import allow, get_or_404, refuse
 from workflow.clock import utcnow
 from workflow.errors import AccessDenied, DomainError
-from workflow.models import AuditEvent, Call, Proposal, Rebuttal, User
+from workflow.models import Call, Proposal, Rebuttal, User
 
 STAGE_NAMES = {"pre": "pre-proposal", "full": "full proposal"}
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
@@ -492,22 +491,8 @@ class ReopenForm(FlaskForm):
     reason = TextAreaField("Why is the review reopened? (the reviewer reads it)", validators=[Length(max=2000)])
 
 
-def review_deadline(call: Call, kind: str) -> dt.datetime | None:
-    """The review deadline given with the stage's latest reminders (the call has no setting for it)."""
-    for event in db().scalars(select(AuditEvent).where(
-            AuditEvent.call_id == call.id, AuditEvent.action == "review.reminders_sent")
-            .order_by(AuditEvent.seq.desc())):
-        after = event.after or {}
-        if after.get("stage") == kind and after.get("deadline"):
-            try:
-                return dt.datetime.fromisoformat(after["deadline"])
-            except ValueError:
-                return None
-    return None
-
-
 def _progress_page(call: Call, kind: str, form: ReminderForm, code: int = 200):
-    deadline = review_deadline(call, kind)
+    deadline = review_deadline(db(), call, kind)
     now = utcnow()
     late_now = deadline is not None and now >= deadline
     rows, _load, _reviewers = _assignment_rows(call, kind)
