@@ -85,8 +85,18 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     @app.errorhandler(500)
     def server_error(_e):
-        return render_template("error.html", title="Something went wrong",
-                               message="The server could not finish this request. Nothing was changed."), 500
+        from flask import g
+
+        # The request's transaction failed: roll it back so the page can still read the user's roles.
+        session = g.get("db_session")
+        if session is not None:
+            session.rollback()
+        try:
+            return render_template("error.html", title="Something went wrong",
+                                   message="The server could not finish this request. Nothing was changed."), 500
+        except Exception:  # noqa: BLE001 - the error page must never fail
+            return ("<!doctype html><title>Something went wrong</title><h1>Something went wrong</h1>"
+                    "<p>The server could not finish this request. Nothing was changed.</p>"), 500
 
     @app.after_request
     def security_headers(response):

@@ -195,5 +195,37 @@ def export_letters_cmd(code, stage, out, processes):
     click.echo(f"wrote {path}")
 
 
+@main.command("backup")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="the backup file to write")
+@with_appcontext
+def backup_cmd(out):
+    """Write a consistent backup: SQLite's backup API, or pg_dump (custom format) for PostgreSQL."""
+    from workflow.backup import BackupError, backup
+
+    try:
+        result = backup(current_app.config["JOINTCALL"]["database_url"], out)
+    except BackupError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(1)
+    click.echo(str(result))
+
+
+@main.command("restore")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="replace the content of a database that is not empty")
+@with_appcontext
+def restore_cmd(path, force):
+    """Restore a backup into an empty database, then check with `jointcall audit verify`."""
+    from workflow.backup import BackupError, restore
+
+    current_app.extensions["jointcall.engine"].dispose()  # no connection of ours holds the database
+    try:
+        message = restore(current_app.config["JOINTCALL"]["database_url"], path, force=force)
+    except BackupError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(1)
+    click.echo(message)
+
+
 if __name__ == "__main__":
     main()
