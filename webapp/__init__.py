@@ -16,6 +16,9 @@ login_manager = LoginManager()
 def create_app(overrides: dict | None = None) -> Flask:
     settings = load_settings(overrides)
     app = Flask(__name__, instance_relative_config=False)
+    from webapp.request import JointcallRequest
+
+    app.request_class = JointcallRequest
     app.config["JOINTCALL"] = settings
     app.config.update(
         SECRET_KEY=settings["secret_key"],

@@ -43,8 +43,10 @@ bp = Blueprint("auth", __name__)
 
 
 def _fingerprint(user: User) -> str:
-    """Changes whenever the password changes, so a password reset ends every other session."""
-    return hashlib.sha256((user.password_hash or "no-password").encode("utf-8")).hexdigest()[:16]
+    """Changes whenever the password changes or the user logs out, so a reset or a logout ends every
+    session issued before (a copied cookie included)."""
+    material = f"{user.password_hash or 'no-password'}:{user.session_epoch or 0}"
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()[:16]
 
 
 def session_id(user: User) -> str:
@@ -146,6 +148,10 @@ def login():
 
 @bp.route("/logout", methods=["POST"])
 def logout():
+    user = actor()
+    if user is not None:
+        accounts.end_sessions(db(), user)
+        commit()
     logout_user()
     session.clear()
     flash("You are logged out.", "info")

@@ -497,3 +497,9 @@ def redact_delivered_links(session: Session) -> int:
         .values(body_text=REDACTED).execution_options(synchronize_session=False)
     )
     return result.rowcount or 0
+
+
+def end_sessions(session: Session, user: User) -> None:
+    """Log the user out everywhere: every session cookie issued before stops authenticating."""
+    user.session_epoch = (user.session_epoch or 0) + 1
+    audit.record(session, user, "user.logged_out", user)

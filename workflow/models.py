@@ -139,6 +139,8 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(200))
     email_confirmed_at: Mapped[dt.datetime | None]
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Bumped at logout: every session cookie issued before stops working (cookies are client-side).
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     organisation: Mapped[str | None] = mapped_column(String(300))
     country: Mapped[str | None] = mapped_column(String(2))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

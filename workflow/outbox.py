@@ -27,6 +27,7 @@ def enqueue(
         existing = session.scalar(select(OutboxMessage).where(OutboxMessage.dedup_key == dedup_key))
         if existing is not None:
             return existing
+    subject = " ".join(subject.split())  # one header line, whatever a proposal's fields contain
     msg = OutboxMessage(
         kind=kind, to_address=to, subject=subject, body_text=body, dedup_key=dedup_key,
         call_id=call_id, attachments=attachments or [], status="queued", attempts=0,

@@ -118,22 +118,28 @@ def start_proposal(session: Session, actor, call: Call, *, acronym: str, title: 
     why = stage_closed_reason(call, call.first_stage)
     if why:
         raise DomainError(f"a new proposal cannot be started: {why}")
-    title = (title or "").strip()
+    title = one_line(title)
     limit = min(call.settings.stages[0].title_max_chars, TITLE_COLUMN_MAX)
     if len(title) > limit:
         raise InvalidInput(f"the title has {len(title)} characters; at most {limit} are allowed", "title")
     return create_proposal(session, actor, call, acronym=acronym, title=title)
 
 
+def one_line(text: str | None) -> str:
+    """Acronyms and titles are one line: line breaks and runs of spaces become one space (they reach mail
+    subjects and table cells)."""
+    return " ".join((text or "").split())
+
+
 def create_proposal(session: Session, actor, call: Call, *, acronym: str, title: str = "") -> Proposal:
     require(can(actor, "proposal.create", call))
-    acronym = (acronym or "").strip()
+    acronym = one_line(acronym)
     if not acronym:
         raise InvalidInput("give the proposal an acronym", "acronym")
     if len(acronym) > 40:
         raise InvalidInput("the acronym can have at most 40 characters", "acronym")
     proposal = Proposal(
-        call=call, reference=next_reference(session, call), acronym=acronym, title=title.strip(),
+        call=call, reference=next_reference(session, call), acronym=acronym, title=one_line(title),
         coordinator=actor, state="draft",
     )
     session.add(proposal)
@@ -186,7 +192,7 @@ def update_proposal(session: Session, actor, proposal: Proposal, *, expected_ver
         raise ChangedMeanwhile()
     for key in ("acronym", "title"):
         if isinstance(changes.get(key), str):
-            changes[key] = changes[key].strip()
+            changes[key] = one_line(changes[key])
     problems = text_problems(proposal, changes)
     if problems:
         key, message = next(iter(problems.items()))

@@ -113,6 +113,7 @@ def upgrade() -> None:
     sa.Column('password_hash', sa.String(length=200), nullable=True),
     sa.Column('email_confirmed_at', workflow.db.UTCDateTime(), nullable=True),
     sa.Column('is_admin', sa.Boolean(), nullable=False),
+    sa.Column('session_epoch', sa.Integer(), server_default='0', nullable=False),
     sa.Column('organisation', sa.String(length=300), nullable=True),
     sa.Column('country', sa.String(length=2), nullable=True),
     sa.Column('created_at', workflow.db.UTCDateTime(), nullable=False),

@@ -65,9 +65,10 @@ class WholeEuros(StringField):
         if not re.fullmatch(r"\d+", cleaned):
             self.data = None
             raise ValueError("enter whole euros in digits, without cents, e.g. 25000")
-        self.data = int(cleaned)
-        if self.data > MAX_AMOUNT:
+        if len(cleaned) > len(str(MAX_AMOUNT)) or int(cleaned) > MAX_AMOUNT:
+            self.data = None  # an absurd amount must not reach the totals
             raise ValueError(f"enter at most {MAX_AMOUNT:,} euros")
+        self.data = int(cleaned)
 
     def _value(self):
         if self.raw_data:

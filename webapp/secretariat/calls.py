@@ -274,6 +274,11 @@ def _settings_form(call: Call, formdata=None) -> SettingsForm:
         form.stages.append_entry(data["stages"][len(form.stages)])
     while len(form.funders) < len(s.funders):
         form.funders.append_entry(data["funders"][len(form.funders)])
+    # Rows beyond the call's stages and funders (a crafted post) are dropped, never rendered.
+    while len(form.stages) > len(s.stages):
+        form.stages.pop_entry()
+    while len(form.funders) > len(s.funders):
+        form.funders.pop_entry()
     return form
 
 
