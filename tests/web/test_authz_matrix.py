@@ -15,7 +15,7 @@ its own call's URLs with this call's objects (IDs), is refused or sent back with
 changes nothing (authz_world.intact).
 
 A route with no entry in EXPECTED fails test_every_route_has_an_expectation. A real leak or 500 found here
-goes into KNOWN_PROBLEMS (the main test skips it; test_known_problems_are_fixed expects it, strictly).
+goes into KNOWN_PROBLEMS (the main test leaves it out; there are none today).
 """
 
 from __future__ import annotations
@@ -312,16 +312,6 @@ def test_the_authorization_matrix(app, session, frozen, settings_overrides):
     failures = [message for ep, role, message in run_matrix(app, session, frozen, settings_overrides["storage_dir"])
                 if (ep, role) not in KNOWN_PROBLEMS]
     assert failures == [], f"{len(failures)} answers break the authorization matrix:\n" + "\n".join(failures)
-
-
-@pytest.mark.parametrize("case", [pytest.param(case, id=f"{case[0]}-{case[1]}",
-                                               marks=pytest.mark.xfail(reason=why, strict=True))
-                                  for case, why in KNOWN_PROBLEMS.items()])
-def test_known_problems_are_fixed(app, session, frozen, settings_overrides, case):
-    """Each known problem, alone: fails (xfail) while the problem is there; passes, and so breaks the strict
-    xfail, once it is fixed — then remove it from KNOWN_PROBLEMS."""
-    failures = run_matrix(app, session, frozen, settings_overrides["storage_dir"], only={case})
-    assert failures == []
 
 
 GENERIC_403 = "have the permission to access the requested resource"  # werkzeug's text when no reason is given
