@@ -10,7 +10,11 @@ Modules:
     assignment   optimal reviewer assignment against the greedy baseline
     allocation   the funding allocation on a long ranking
     letters      decision letters through the bulk export against a naive loop, with peak memory
-    report       machine facts and RESULTS.md
+    common       what they share: scratch folder, the benchmark's PostgreSQL database, the app, logins
+    __main__     runs pages, throughput, assignment, allocation and letters, each in a fresh interpreter,
+                 and writes RESULTS.md
+
+    rush         (not run by `python -m benchmarks`) the deadline rush against gunicorn; see its docstring
 
 Benchmarks print figures; they never assert on time.
 """
