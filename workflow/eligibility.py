@@ -533,6 +533,8 @@ def remind_funders(session: Session, actor, call: Call, kind: str, *, link: str 
 
     At most one reminder per officer, call and stage a day (the call's day): the outbox's dedup key makes a
     second click the same day queue nothing. Audited when something was queued."""
+    from workflow import mail_templates  # it imports workflow.console, which would make a cycle at import
+
     require(can(actor, "eligibility.manage", call))
     call_stage(call, kind)
     pending = pending_partner_checks(session, call, kind)
@@ -575,11 +577,17 @@ def remind_funders(session: Session, actor, call: Call, kind: str, *, link: str 
             + "\n\nPlease sign them off as eligible or not eligible under your national or regional rules"
             + (f":\n{link}\n" if link else ".\n")
         )
+        subject = f"[{title}] Reminder: {_plural(count, 'partner')} waiting for your eligibility sign-off"
+        if mail_templates.wording(session, call, "reminder").customised:
+            # The secretariat worded the reminder itself (console → Mail): its words replace ours.
+            subject, body = mail_templates.render(session, call, "reminder", {
+                "recipient": {"name": user.name, "email": user.email},
+                "funder": ", ".join(funders[i].acronym for i in sorted(fids, key=lambda i: funders[i].acronym)),
+                "pending": count, "link": link or ""})
         msg = outbox.enqueue(
             session, kind="eligibility_reminder", to=user.email, call_id=call.id,
             dedup_key=f"eligibility-reminder:{call.id}:{kind}:{user.id}:{today}",
-            subject=f"[{title}] Reminder: {_plural(count, 'partner')} waiting for your eligibility sign-off",
-            body=body,
+            subject=subject, body=body,
         )
         if msg in session.new:
             result.queued += 1

@@ -395,3 +395,19 @@ def test_single_stage_call_goes_to_review(session, frozen):
     session.commit()
     assert [e["state"] for e in result.summary["eligible"]] == ["under_review"]
     assert session.scalar(select(func.count(EligibilityCheck.id)).where(EligibilityCheck.stage == "full")) == 5
+
+
+def test_reminders_use_the_wording_the_secretariat_saved(session, frozen):
+    from workflow import mail_templates
+
+    w = World(session, frozen)
+    mail_templates.save(session, w.sec, w.call, "reminder",
+                        "[{{ call.title }}] {{ funder }}: {{ pending }} sign-offs due",
+                        "Hello {{ recipient.name }}, {{ pending }} partners of {{ funder }} wait: {{ link }}\n")
+    session.commit()
+    remind_funders(session, w.sec, w.call, "pre", link="http://x.test/funder")
+    session.commit()
+    mail = session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "eligibility_reminder",
+                                                       OutboxMessage.to_address == w.dfg.email)).one()
+    assert mail.subject == f"[{w.call.title}] DFG-T: 4 sign-offs due"
+    assert mail.body_text == f"Hello {w.dfg.name}, 4 partners of DFG-T wait: http://x.test/funder\n"
