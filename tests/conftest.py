@@ -180,7 +180,7 @@ class Mailbox:
     def to(self, address: str) -> list:
         return [m for m in self.messages if address.lower() in str(m["To"]).lower()]
 
-    def wait_for(self, count: int, timeout: float = 10.0) -> list:
+    def wait_for(self, count: int, timeout: float = 30.0) -> list:
         import time
 
         end = time.monotonic() + timeout

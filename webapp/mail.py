@@ -36,11 +36,11 @@ class DeliveryReport:
 
 
 def _attachments(session, message: OutboxMessage) -> list[tuple[str, str, bytes]]:
-    from webapp.pdfs import receipt_pdf
-
     out = []
     for att in message.attachments or []:
         if att.get("kind") == "receipt":
+            from webapp.pdfs import receipt_pdf  # WeasyPrint loads only for mail that needs a PDF
+
             sub = session.get(Submission, att["submission_id"])
             proposal = session.get(Proposal, sub.proposal_id)
             name = f"receipt-{proposal.reference}-{sub.stage}-{sub.number}.pdf"
