@@ -46,7 +46,7 @@ def flash(page: Page):
 
 
 def mail_to(mailbox, address: str, page: Page, count: int = 1) -> list:
-    for _ in range(100):  # sent after the response, by the server's thread
+    for _ in range(400):  # sent after the response, by the server's thread (slow on a loaded machine)
         found = mailbox.to(address)
         if len(found) >= count:
             return found
