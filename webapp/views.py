@@ -8,7 +8,7 @@ from flask import abort, flash
 from webapp.auth import actor
 from webapp.db import db
 from workflow.access import can
-from workflow.errors import DomainError, InvalidInput
+from workflow.errors import AccessDenied, DomainError, InvalidInput
 
 
 def allow(action: str, obj=None):
@@ -40,3 +40,20 @@ def refuse(form, err: DomainError) -> None:
         getattr(form, field).errors.append(str(err))
     else:
         flash(str(err), "danger")
+
+
+def deny_access(err: AccessDenied):
+    """An operation's refusal as the page's answer: 401 (to the login) when anonymous, else 403 with the reason."""
+    if actor() is None:
+        abort(401)
+    abort(403, description=str(err))
+
+
+def call_and_stage(call_id, kind: str):
+    """The call of a URL that names one of its stages; 404 when either does not exist."""
+    from workflow.models import Call
+
+    call = get_or_404(Call, call_id)
+    if call.stage(kind) is None:
+        abort(404)
+    return call

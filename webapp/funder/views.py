@@ -16,6 +16,8 @@ from webapp.exports import table_response
 from webapp.funder import bp
 from webapp.funder.forms import BulkSignOffForm, SignOffForm
 from webapp.views import allow, get_or_404, refuse
+from webapp.views import call_and_stage as _call_and_stage
+from webapp.views import deny_access as _deny
 from workflow.access import can
 from workflow.callconfig import PARTNER_TYPE_LABELS
 from workflow.eligibility import (
@@ -35,19 +37,6 @@ from workflow.lifecycle import STATE_BY_NAME
 from workflow.models import Call, Document, EligibilityCheck, User
 from workflow.operations import sign_off
 from workflow.timefmt import format_instant
-
-
-def _deny(err: AccessDenied):
-    if actor() is None:
-        abort(401)
-    abort(403, description=str(err))
-
-
-def _call_and_stage(call_id: int, kind: str) -> Call:
-    call = get_or_404(Call, call_id)
-    if call.stage(kind) is None:
-        abort(404)
-    return call
 
 
 def _status_arg() -> str | None:

@@ -14,6 +14,8 @@ from webapp.exports import table_response
 from webapp.funder.forms import SignOffForm
 from webapp.secretariat import bp
 from webapp.views import allow, get_or_404, refuse
+from webapp.views import call_and_stage as _call_and_stage
+from webapp.views import deny_access as _deny
 from workflow.access import is_secretariat
 from workflow.eligibility import (
     cell_text,
@@ -39,19 +41,6 @@ from workflow.operations import sign_off
 
 class ConfirmForm(FlaskForm):
     """A button that changes something: only the CSRF token travels."""
-
-
-def _deny(err: AccessDenied):
-    if actor() is None:
-        abort(401)
-    abort(403, description=str(err))
-
-
-def _call_and_stage(call_id: int, kind: str) -> Call:
-    call = get_or_404(Call, call_id)
-    if call.stage(kind) is None:
-        abort(404)
-    return call
 
 
 def _state(state: str) -> str:
