@@ -174,7 +174,9 @@ class Mailbox:
         with socket.socket() as probe:  # aiosmtpd checks readiness by connecting, so it needs a real port
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        # server_hostname: else aiosmtpd asks the DNS for this machine's FQDN on every connection.
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, server_hostname="localhost")
+        self.database_url: str | None = None  # set per test, to explain a wait that timed out
         self.controller.start()
 
     def to(self, address: str) -> list:
@@ -186,7 +188,32 @@ class Mailbox:
         end = time.monotonic() + timeout
         while len(self.messages) < count and time.monotonic() < end:
             time.sleep(0.05)
+        if len(self.messages) < count:
+            self._explain_missing(count)
         return self.messages
+
+    def _explain_missing(self, count: int) -> None:
+        """Print what the outbox holds and what every thread is doing, so a mail that never came can be
+        diagnosed from the test report alone."""
+        import faulthandler
+        import sys
+
+        print(f"\nmailbox: {len(self.messages)} of {count} messages arrived", file=sys.stderr)
+        if self.database_url:
+            from sqlalchemy import create_engine, text
+
+            engine = create_engine(self.database_url)
+            try:
+                with engine.connect() as conn:
+                    for row in conn.execute(text("SELECT id, kind, to_address, status, attempts, last_error, "
+                                                 "next_attempt_at, claimed_at FROM outbox_message ORDER BY id")):
+                        print(f"outbox: {tuple(row)}", file=sys.stderr)
+            except Exception as exc:  # noqa: BLE001 - diagnostics only
+                print(f"outbox unreadable: {exc!r}", file=sys.stderr)
+            finally:
+                engine.dispose()
+        sys.stderr.flush()
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
 
     def stop(self):
         self.controller.stop()
@@ -212,6 +239,7 @@ def body_of(message) -> str:
 
 @pytest.fixture
 def settings_overrides(database_url, tmp_path, mailbox) -> dict:
+    mailbox.database_url = database_url
     return {"database_url": database_url, "testing": True, "storage_dir": str(tmp_path / "files"),
             "secret_key": "test-secret-key-that-is-long-enough-for-tests",
             "smtp_host": "127.0.0.1", "smtp_port": mailbox.port, "base_url": "http://jointcall.test"}

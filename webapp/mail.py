@@ -68,8 +68,18 @@ def build_email(session, message: OutboxMessage, settings: dict) -> EmailMessage
     return email
 
 
+def helo_name(settings: dict) -> str:
+    """The name we greet the SMTP server with: configured, else the host of the site's address. Given
+    explicitly because smtplib would otherwise look up this machine's FQDN in the DNS on every
+    connection, which stalls delivery for as long as a slow resolver takes."""
+    from urllib.parse import urlsplit
+
+    return settings.get("smtp_helo_name") or urlsplit(settings.get("base_url", "")).hostname or "localhost"
+
+
 def _smtp(settings: dict) -> smtplib.SMTP:
-    smtp = smtplib.SMTP(settings["smtp_host"], int(settings["smtp_port"]), timeout=20)
+    smtp = smtplib.SMTP(settings["smtp_host"], int(settings["smtp_port"]), timeout=20,
+                        local_hostname=helo_name(settings))
     if settings.get("smtp_starttls"):
         smtp.starttls()
     if settings.get("smtp_user"):

@@ -21,6 +21,14 @@ def allow(action: str, obj=None):
     return decision
 
 
+def page_arg() -> int:
+    """The ?page= of a paginated list: a positive integer, anything else is page 1."""
+    from flask import request
+
+    raw = request.args.get("page", "")
+    return int(raw) if raw.isdigit() and 0 < len(raw) < 7 and int(raw) > 0 else 1
+
+
 def get_or_404(model, ident):
     try:
         ident = int(ident)

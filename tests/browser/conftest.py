@@ -56,3 +56,37 @@ def shot(page):
         return path
 
     return take
+
+
+class MailWaiter:
+    """Waits for mail the live server sends after its responses, keeping Playwright's loop running.
+
+    If it has not come after 10 s, the reason is printed (outbox rows, every thread's stack) and the queue
+    is sent once as `jointcall outbox send` does in production, so a slow in-process send on a loaded
+    machine does not fail a journey that is about the person's steps; a mail never queued still fails."""
+
+    def __init__(self, page, mailbox, app):
+        self.page, self.mailbox, self.app = page, mailbox, app
+
+    def wait(self, count: int = 1, *, to: str | None = None, subject: str | None = None) -> list:
+        def found():
+            return [m for m in self.mailbox.messages
+                    if (to is None or to.lower() in str(m["To"]).lower())
+                    and (subject is None or subject in str(m["Subject"]))]
+
+        for n in range(400):
+            hits = found()
+            if len(hits) >= count:
+                return hits
+            if n == 100:
+                from webapp.db import send_outbox
+
+                self.mailbox._explain_missing(count)
+                send_outbox(self.app)
+            self.page.wait_for_timeout(100)
+        raise AssertionError(f"expected {count} mail(s) to={to!r} subject~{subject!r}; got {len(found())}")
+
+
+@pytest.fixture
+def mail(page, mailbox, app):
+    return MailWaiter(page, mailbox, app)

@@ -119,7 +119,7 @@ def reviews_are_written(session_factory, proposal_id: int):
         s.commit()
 
 
-def test_applicant_journey(page: Page, live_server, session_factory, frozen, mailbox, shot, tmp_path):
+def test_applicant_journey(page: Page, live_server, session_factory, frozen, mailbox, shot, tmp_path, mail):
     frozen(f.PRE_OPEN)
     with session_factory() as s:
         f.make_call(s)
@@ -133,7 +133,7 @@ def test_applicant_journey(page: Page, live_server, session_factory, frozen, mai
     page.get_by_label("Repeat the password").fill(PASSWORD)
     page.get_by_role("button", name="Create account").click()
     expect(page.get_by_role("heading", name="Check your mailbox")).to_be_visible()
-    confirmation = mailbox.wait_for(1)[0]
+    (confirmation,) = mail.wait(to=EMAIL)
     assert confirmation["Subject"] == "Confirm your e-mail address for Jointcall"
     page.goto(link_in(confirmation, live_server))
     expect(page.get_by_role("status").first).to_contain_text("is confirmed and you are logged in")
@@ -185,7 +185,7 @@ def test_applicant_journey(page: Page, live_server, session_factory, frozen, mai
     submit(page, "Submit the pre-proposal")
     expect(page.get_by_role("status").first).to_contain_text("Your pre-proposal was submitted (submission no. 1)")
     shot("applicant-3-submitted")
-    receipt_mail = next(m for m in mailbox.wait_for(2) if "receipt of your pre-proposal" in m["Subject"])
+    receipt_mail = mail.wait(subject="receipt of your pre-proposal")[0]
     with session_factory() as s:
         proposal = s.scalar(select(Proposal).where(Proposal.acronym == "PRECISE-PGX"))
         first = s.scalars(select(Submission).where(Submission.proposal_id == proposal.id)).one()

@@ -67,7 +67,7 @@ def submitted_proposal(session, call: Call) -> Proposal:
 
 
 def test_secretariat_sets_up_and_runs_a_call_from_the_console(page: Page, live_server, session, frozen, shot,
-                                                              mailbox):
+                                                              mailbox, mail):
     frozen(dt.datetime(2024, 1, 2, 10, 0, tzinfo=UTC))  # before the shipped call opens (12 January 2024)
     admin = f.make_user(session, "Ada Admin", email="ada@jcs.example", is_admin=True)
     session.commit()
@@ -108,7 +108,7 @@ def test_secretariat_sets_up_and_runs_a_call_from_the_console(page: Page, live_s
     page.get_by_role("button", name="Send the invitation").click()
     expect(page.locator("#pending")).to_contain_text("rita@review.example — Reviewer")
     shot("console-3-people-invited")
-    messages = mailbox.wait_for(2)
+    messages = mail.wait(2)
     assert sorted(m["To"] for m in messages) == ["olga@anr.example", "rita@review.example"]
     log_out(page)
 

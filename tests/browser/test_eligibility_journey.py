@@ -43,7 +43,7 @@ def log_out(page: Page) -> None:
 
 
 def test_officers_and_secretariat_complete_the_eligibility_step(page: Page, live_server, session, frozen, shot,
-                                                                mailbox):
+                                                                mailbox, mail):
     frozen(f.PRE_OPEN)
     # Two funders take part in these consortia; the call does not allow replacing an ineligible partner.
     call = f.make_call(session, min_funded_partners=2, min_countries=2, min_eu_associated_partners=2,
@@ -76,12 +76,7 @@ def test_officers_and_secretariat_complete_the_eligibility_step(page: Page, live
     expect(page.get_by_role("heading", name="Eligibility check: pre-proposal stage")).to_be_visible()
     page.get_by_role("button", name="Remind funders with pending checks").click()
     expect(page.get_by_role("status").first).to_contain_text("2 reminders queued")
-    reminders = []
-    for _ in range(400):  # sent after the response, by the server's thread (slow on a loaded machine)
-        reminders = [m for m in mailbox.messages if "Reminder:" in m["Subject"]]
-        if len(reminders) >= 2:
-            break
-        page.wait_for_timeout(100)
+    reminders = mail.wait(2, subject="Reminder:")
     assert sorted(m["To"] for m in reminders) == ["anton@example.org", "dora@example.org"]
     shot("eligibility-2-matrix-pending")
     log_out(page)

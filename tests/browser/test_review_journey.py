@@ -45,26 +45,8 @@ def flash(page: Page):
     return page.locator("[role=status], [role=alert]").first
 
 
-_APP = {}
-
-
-def mail_to(mailbox, address: str, page: Page, count: int = 1) -> list:
-    for n in range(400):  # sent after the response, by the server's thread (slow on a loaded machine)
-        found = mailbox.to(address)
-        if len(found) >= count:
-            return found
-        if n == 100 and _APP:
-            # As `jointcall outbox send --loop` does in production: send whatever is still queued.
-            from webapp.db import send_outbox
-
-            send_outbox(_APP["app"])
-        page.wait_for_timeout(100)
-    raise AssertionError(f"no mail to {address}")
-
-
 def test_review_of_the_pre_proposals_from_invitation_to_the_full_stage(page: Page, live_server, session, frozen,
-                                                                       shot, mailbox, app):
-    _APP["app"] = app
+                                                                       shot, mailbox, app, mail):
     page.set_default_timeout(10_000)
     frozen(NOW)
     call = f.make_call(session)
@@ -99,7 +81,7 @@ def test_review_of_the_pre_proposals_from_invitation_to_the_full_stage(page: Pag
     log_out(page)
 
     # 2. Rita opens the mailed link, chooses her password, accepts, then accepts the declaration.
-    (invitation,) = mail_to(mailbox, "rita@ki.example.se", page)
+    (invitation,) = mail.wait(to="rita@ki.example.se")
     link = re.search(r"https?://\S+", body_of(invitation)).group(0)
     page.goto(live_server + urlsplit(link).path)
     expect(page.locator("#invitation-summary")).to_contain_text("Test Call 2030")
@@ -245,7 +227,7 @@ def test_review_of_the_pre_proposals_from_invitation_to_the_full_stage(page: Pag
     assert session.get(Proposal, beta.id).state == "invited"
     assert session.get(Proposal, alpha.id).state == "not_invited"
     assert session.scalar(select(RankingList.status)) == "approved"
-    (invited,) = mail_to(mailbox, "bo@beta.example.org", page)
+    (invited,) = mail.wait(to="bo@beta.example.org")
     assert "invited to the full-proposal stage" in body_of(invited)
-    (not_invited,) = mail_to(mailbox, "ada@alpha.example.org", page)
+    (not_invited,) = mail.wait(to="ada@alpha.example.org")
     assert "was not invited to the full stage" in body_of(not_invited)
