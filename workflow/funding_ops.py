@@ -17,14 +17,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, subqueryload
 from sqlalchemy.orm.exc import StaleDataError
 
 from workflow import audit, outbox
@@ -150,8 +150,9 @@ def load_inputs(session: Session, call: Call, ranking: RankingInput) -> FundingI
     listed proposal's funded partners' requests, the funders' budgets and the gap pot."""
     entries = [_entry(item) for item in ranking]
     ids = [e.proposal_id for e in entries]
+    # subqueryload: the partners in one statement however long the ranking (selectinload sends one per 500).
     proposals = {p.id: p for p in session.scalars(
-        select(Proposal).where(Proposal.id.in_(ids)).options(selectinload(Proposal.partners)))}
+        select(Proposal).where(Proposal.id.in_(ids)).options(subqueryload(Proposal.partners)))}
     out = FundingInputs([], funder_budgets(session, call), {}, gap_pot_of(call), {})
     for rank, e in enumerate(entries, start=1):
         p = proposals.get(e.proposal_id)
@@ -221,9 +222,10 @@ def funding_revisions(session: Session, call: Call) -> list[FundingScenario]:
                                 .order_by(FundingScenario.revision)))
 
 
-def funding_lines(session: Session, call: Call, *, funder_id: int | None = None,
-                  proposal_id: int | None = None) -> list[FundingLine]:
-    """The per-partner amounts of the current funding list (empty before the approval)."""
+def funding_lines(session: Session, call: Call, *, funder_id: int | None = None, proposal_id: int | None = None,
+                  proposal_ids: Collection[int] | None = None) -> list[FundingLine]:
+    """The per-partner amounts of the current funding list (empty before the approval), each with its
+    proposal and partner (joined: the same statements however many lines)."""
     current = current_funding(session, call)
     if current is None:
         return []
@@ -232,7 +234,18 @@ def funding_lines(session: Session, call: Call, *, funder_id: int | None = None,
         query = query.where(FundingLine.funder_id == funder_id)
     if proposal_id is not None:
         query = query.where(FundingLine.proposal_id == proposal_id)
+    if proposal_ids is not None:
+        query = query.where(FundingLine.proposal_id.in_(list(proposal_ids)))
+    query = query.options(joinedload(FundingLine.proposal), joinedload(FundingLine.partner))
     return list(session.scalars(query.order_by(FundingLine.id)))
+
+
+def proposals_by_id(session: Session, call: Call, ids: Collection[int]) -> dict[int, Proposal]:
+    """The call's proposals with these ids, in one statement (e.g. those of a page of confirmations)."""
+    if not ids:
+        return {}
+    return {p.id: p for p in session.scalars(select(Proposal).where(Proposal.call_id == call.id,
+                                                                    Proposal.id.in_(list(ids))))}
 
 
 def confirmations(session: Session, call: Call, *, funder_id: int | None = None,

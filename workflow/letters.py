@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, defer, joinedload, subqueryload
 from sqlalchemy.orm.exc import StaleDataError
 
 from workflow import audit, outbox
@@ -34,7 +34,7 @@ from workflow.errors import ChangedMeanwhile, DomainError, InvalidInput
 from workflow.funding_ops import current_funding
 from workflow.letter_models import DecisionLetter, LetterExportJob, LetterTemplate
 from workflow.lifecycle import Variant, stage_of
-from workflow.models import Call, Proposal, User
+from workflow.models import Call, Proposal, Submission, User
 from workflow.proposals import require
 
 NOT_ELIGIBLE, NOT_INVITED, INVITED = "not_eligible", "not_invited", "invited"
@@ -56,6 +56,9 @@ FULL_WAITING = {
     "selected": "selected for funding; waiting for the funders' confirmations",
     "recommended": "recommended; the funding list has not placed it yet",
 }
+
+# A letter's status on the letters page (StageLetters.status), in the order the counts are shown.
+LETTER_STATUSES = ("not generated", "outdated", "generated", "sent", "sent, outdated")
 
 MAX_TEMPLATE_CHARS = 20_000
 STALE_AFTER = dt.timedelta(seconds=90)  # a running job whose heartbeat is older was interrupted
@@ -140,6 +143,14 @@ class StageLetters:
         return "sent" if letter.sent else "generated"
 
     @property
+    def status_counts(self) -> dict[str, int]:
+        """How many letters of the whole stage are in each status (in LETTER_STATUSES' order; none left out)."""
+        counts = dict.fromkeys(LETTER_STATUSES, 0)
+        for p, outcome in self.items:
+            counts[self.status(p, outcome)] += 1
+        return counts
+
+    @property
     def to_send(self) -> list[DecisionLetter]:
         out = []
         for p, outcome in self.items:
@@ -159,11 +170,21 @@ class StageLetters:
                 if p.id in self.letters and self.letters[p.id].sent and self.letters[p.id].outcome != outcome]
 
 
-def stage_letters(session: Session, call: Call, stage: str) -> StageLetters:
+def stage_letters(session: Session, call: Call, stage: str, *, summary: bool = False) -> StageLetters:
+    """Every proposal of the call with its letter at `stage`, in a fixed number of statements whatever the
+    size of the call: the proposals with their coordinators (joined), then their submissions and partners
+    in one statement each (subqueryload; selectinload would send one per 500 proposals), then the letters.
+    `summary=True` for pages that show the letters' status: no partners, no stored PDFs, no submission
+    contents (the export renders the letters and needs them)."""
     _check_stage(call, stage)
-    proposals = session.scalars(
-        select(Proposal).where(Proposal.call_id == call.id).order_by(Proposal.reference)
-        .options(selectinload(Proposal.submissions), selectinload(Proposal.partners))).all()
+    options = [joinedload(Proposal.coordinator).lazyload(User.grants)]
+    if stage == "pre":  # letter_outcome asks whether a pre-proposal was submitted
+        submissions = subqueryload(Proposal.submissions)
+        options.append(submissions.load_only(Submission.proposal_id, Submission.stage) if summary else submissions)
+    if not summary:
+        options.append(subqueryload(Proposal.partners))
+    proposals = session.scalars(select(Proposal).where(Proposal.call_id == call.id).order_by(Proposal.reference)
+                                .options(*options)).all()
     items, waiting = [], []
     for p in proposals:
         outcome = letter_outcome(p, stage)
@@ -171,8 +192,10 @@ def stage_letters(session: Session, call: Call, stage: str) -> StageLetters:
             items.append((p, outcome))
         elif stage == "full" and p.state in FULL_WAITING:
             waiting.append((p, FULL_WAITING[p.state]))
-    letters = {x.proposal_id: x for x in session.scalars(
-        select(DecisionLetter).where(DecisionLetter.call_id == call.id, DecisionLetter.stage == stage))}
+    query = select(DecisionLetter).where(DecisionLetter.call_id == call.id, DecisionLetter.stage == stage)
+    if summary:
+        query = query.options(defer(DecisionLetter.pdf))
+    letters = {x.proposal_id: x for x in session.scalars(query)}
     counts: dict[str, int] = {}
     for _p, outcome in items:
         counts[outcome] = counts.get(outcome, 0) + 1
@@ -281,7 +304,7 @@ def create_export_job(session: Session, actor, call: Call, stage: str, *, via: s
     problem = stage_problem(session, call, stage)
     if problem is not None:
         raise DomainError(problem)
-    if not stage_letters(session, call, stage).items:
+    if not stage_letters(session, call, stage, summary=True).items:
         raise DomainError(f"no proposal has a decision letter at the {stage_name(call, stage)} stage yet")
     if via == "web":
         running = active_job(session, call, stage)
@@ -415,7 +438,7 @@ def send_letters(session: Session, actor, call: Call, stage: str, *,
     problem = stage_problem(session, call, stage)
     if problem is not None:
         raise DomainError(problem)
-    view = stage_letters(session, call, stage)
+    view = stage_letters(session, call, stage, summary=True)
     letters = view.to_send
     if not letters:
         missing = len(view.not_generated)

@@ -28,9 +28,10 @@ from webapp.auth import actor
 from webapp.db import commit, db
 from webapp.funding import bp
 from webapp.funding.forms import ActionForm, TemplateForm
-from webapp.views import allow, get_or_404, refuse
+from webapp.views import allow, get_or_404, page_arg, refuse
 from workflow.errors import ChangedMeanwhile, DomainError, InvalidInput
 from workflow.models import Call, Proposal
+from workflow.paging import Window
 
 REFRESH_SECONDS = 2
 
@@ -77,9 +78,11 @@ def letters(call_id: int):
     from workflow import letters as wl
 
     stage = _stage(call, request.args.get("stage"))
-    view = wl.stage_letters(db(), call, stage)
+    view = wl.stage_letters(db(), call, stage, summary=True)
+    shown = Window(len(view.items), page_arg())  # the counts above the table are the whole stage's
     return render_template(
         "funding/letters.html", call=call, stage=stage, view=view, stage_name=wl.stage_name(call, stage),
+        shown=shown, rows=shown.slice(view.items), status_counts=view.status_counts,
         outcome_labels=wl.OUTCOME_LABELS, jobs=wl.latest_jobs(db(), call, stage), form=ActionForm(),
         custom=wl.template_of(db(), call), stages=[s.kind for s in call.settings.stages], L=L,
         job_state=lambda j: _job_state(j),
@@ -98,7 +101,7 @@ def _sample_choices(call: Call) -> list[tuple[str, str]]:
         for outcome in wl.STAGE_OUTCOMES[stage]:
             choices.append((f"sample:{stage}:{outcome}", f"Sample data: {wl.stage_name(call, stage)} stage, "
                                                          f"{wl.OUTCOME_LABELS[outcome].lower()}"))
-        for p, outcome in wl.stage_letters(db(), call, stage).items[:100]:
+        for p, outcome in wl.stage_letters(db(), call, stage, summary=True).items[:100]:
             choices.append((f"proposal:{stage}:{p.id}", f"{p.reference} {p.acronym} ({wl.stage_name(call, stage)} "
                                                         f"stage, {wl.OUTCOME_LABELS[outcome].lower()})"))
     return choices
@@ -334,8 +337,9 @@ def _send_page(call: Call, stage: str, form: ActionForm, code: int = 200):
     _letters()
     from workflow import letters as wl
 
-    view = wl.stage_letters(db(), call, stage)
+    view = wl.stage_letters(db(), call, stage, summary=True)
     to_send = view.to_send
+    shown = Window(len(to_send), page_arg())  # sending sends them all; the page lists 50 at a time
     sample = None
     if to_send:
         first = to_send[0]
@@ -344,7 +348,8 @@ def _send_page(call: Call, stage: str, form: ActionForm, code: int = 200):
     if code == 200 or not form.fingerprint.data:
         form.fingerprint.data = _send_fingerprint(to_send)
     return render_template("funding/letters_send.html", call=call, stage=stage, view=view, to_send=to_send,
-                           sample=sample, form=form, stage_name=wl.stage_name(call, stage),
+                           shown=shown, recipients=shown.slice(to_send), sample=sample, form=form,
+                           stage_name=wl.stage_name(call, stage),
                            outcome_labels=wl.OUTCOME_LABELS), code
 
 
@@ -366,7 +371,7 @@ def letters_send_post(call_id: int, stage: str):
     form = ActionForm()
     if not form.validate_on_submit():
         return _send_page(call, stage, form, 422)
-    if form.fingerprint.data != _send_fingerprint(wl.stage_letters(db(), call, stage).to_send):
+    if form.fingerprint.data != _send_fingerprint(wl.stage_letters(db(), call, stage, summary=True).to_send):
         flash("The letters to send changed since this page was shown; check the preview again. Nothing was sent.",
               "danger")
         form.fingerprint.data = ""

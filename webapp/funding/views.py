@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
@@ -23,7 +24,7 @@ from webapp.exports import table_response
 from webapp.funding import bp
 from webapp.funding.forms import ApproveForm, ConfirmationForm, IncreaseForm, RecomputeForm, what_if_form
 from webapp.funding.ranking import FundingRanking, funding_ranking
-from webapp.views import allow, get_or_404, refuse
+from webapp.views import allow, get_or_404, page_arg, refuse
 from workflow.access import can
 from workflow.errors import AccessDenied, ChangedMeanwhile, DomainError
 from workflow.funding import BLOCKED, RESERVE, SELECTED, Scenario, changes
@@ -39,12 +40,14 @@ from workflow.funding_ops import (
     funding_lines,
     funding_revisions,
     gap_pot_of,
+    proposals_by_id,
     recompute_funding,
     record_budget_increase,
     what_if,
 )
 from workflow.lifecycle import STATE_BY_NAME
 from workflow.models import Call, CallFunder, FundingOrganisation, Proposal
+from workflow.paging import PER_PAGE, Window
 
 STATUS_LABELS = {SELECTED: "Selected", BLOCKED: "Blocked", RESERVE: "Reserve"}
 CONFIRMATION_LABELS = {"pending": "Pending", "confirmed": "Confirmed", "declined": "Declined",
@@ -214,7 +217,9 @@ def budgets(call_id: int):
     if not visible:
         abort(403, description="only the call secretariat or a funder's officers can see its budget")
     current = current_funding(db(), call)
-    increases = {b.funder_id: budget_increases(db(), call, b.funder_id) for b in visible}
+    increases = defaultdict(list)  # every funder's in one statement
+    for row in budget_increases(db(), call):
+        increases[row.funder_id].append(row)
     return render_template("funding/budgets.html", call=call, budgets=visible, increases=increases,
                            frozen=current, gap_pot=gap_pot_of(call), all_funders=_may("call.manage", call))
 
@@ -283,9 +288,12 @@ def scenario(call_id: int):
     else:
         ranking, s, error = _draft(call)
         confirmation_rows = []
+    # The allocation sees the whole ranking; the table shows a page of it, the summary and bars the whole.
+    shown = Window(len(s.outcomes) if s else 0, page_arg())
     return render_template(
         "funding/scenario.html", call=call, current=current, ranking=ranking, scenario=s, error=error,
-        rows=rows(s, confirmation_rows=confirmation_rows) if s else [], funders=shown_funders(s) if s else [],
+        rows=shown.slice(rows(s, confirmation_rows=confirmation_rows)) if s else [], shown=shown,
+        funders=shown_funders(s) if s else [],
         bars=bars(s) if s else [], revisions=funding_revisions(db(), call) if current else [],
         may_manage=_may("call.manage", call), may_what_if=_may("funding.what_if", call) and current is None,
         may_approve=_may("funding.approve", call) and current is None,
@@ -303,11 +311,12 @@ def what_if_page(call_id: int):
         flash("The funding list is approved: budgets and the list are frozen, so there is nothing to try.", "info")
         return redirect(url_for(".scenario", call_id=call.id))
     budgets_ = funder_budgets(db(), call)
-    form = what_if_form(budgets_, request.args if request.args else None)
+    tried_args = {k: v for k, v in request.args.items() if k != "page"}  # ?page= alone is the plain list
+    form = what_if_form(budgets_, request.args if tried_args else None)
     tried = None
     code = 200
     ranking = funding_ranking(db(), call)
-    if request.args:
+    if tried_args:
         if form.validate():
             increases = {f.funder_id: getattr(form, f"extra_{f.funder_id}").data or 0 for f in budgets_}
             increases = {k: v for k, v in increases.items() if v}
@@ -324,10 +333,13 @@ def what_if_page(call_id: int):
     else:
         base = tried.base
     shown = tried.scenario if tried else base
+    window = Window(len(shown.outcomes) if shown else 0, page_arg())
     return render_template(
         "funding/what_if.html", call=call, form=form, fields=[getattr(form, f"extra_{f.funder_id}") for f in budgets_],
-        tried=tried, ranking=ranking, error=base_error,
-        rows=rows(shown, before=tried.base if tried else None) if shown else [],
+        tried=tried, ranking=ranking, error=base_error, shown=window,
+        # The pages keep the increases tried.
+        page_args=dict(tried_args, call_id=call.id),
+        rows=window.slice(rows(shown, before=tried.base if tried else None)) if shown else [],
         funders=shown_funders(shown) if shown else [], bars=bars(shown) if shown else [],
     ), code
 
@@ -351,10 +363,12 @@ def _approve_page(call: Call, form: ApproveForm, code: int = 200):
                 entry["proposals"].add(o.proposal_id)
                 entry["amount"] += p.amount
         if not form.fingerprint.data or code == 200:
-            form.fingerprint.data = _fingerprint(ranking, s)
+            form.fingerprint.data = _fingerprint(ranking, s)  # of the whole list, which the approval freezes
+    shown = Window(len(s.outcomes) if s else 0, page_arg())
     return render_template("funding/approve.html", call=call, ranking=ranking, scenario=s, error=error, form=form,
                            per_funder=sorted(per_funder.values(), key=lambda e: e["acronym"].casefold()),
-                           rows=rows(s) if s else [], funders=shown_funders(s) if s else []), code
+                           rows=shown.slice(rows(s)) if s else [], shown=shown,
+                           funders=shown_funders(s) if s else []), code
 
 
 @bp.get("/calls/<int:call_id>/approve")
@@ -434,36 +448,61 @@ class ConfirmationCard:
     rank: int | None
 
 
-def _cards(call: Call, forms: dict[int, ConfirmationForm] | None = None) -> tuple[list, list]:
-    """(this officer's confirmations as cards, every confirmation for the secretariat's overview)."""
+@dataclass
+class Confirmations:
+    """What the confirmations page shows: a page of this officer's cards, a page of the secretariat's
+    overview (both follow ?page=) and the overview's counts per status over the whole call."""
+
+    cards: list[ConfirmationCard]
+    cards_window: Window
+    overview: list[tuple[FundingConfirmation, Proposal]]
+    overview_window: Window
+    counts: dict[str, int]
+    total: int
+
+
+def _cards(call: Call, forms: dict[int, ConfirmationForm] | None = None) -> Confirmations:
+    """This officer's confirmations as cards (pending first, in rank order), and every confirmation for the
+    secretariat's overview; one page of each, in a fixed number of statements."""
     me = actor()
     every = confirmations(db(), call)
     current = current_funding(db(), call)
-    mine = [c for c in every if can(me, "funding.confirm", c)]
-    lines = funding_lines(db(), call) if current else []
     ranks = {o.proposal_id: o.rank for o in current.scenario.outcomes} if current else {}
+    mine = sorted((c for c in every if can(me, "funding.confirm", c)),
+                  key=lambda c: (c.status != "pending", ranks.get(c.proposal_id, 10**6), c.id))
+    requested = page_arg()
+    if forms:  # a refused decision: show the page with its card
+        at = next((i for i, c in enumerate(mine) if c.id in forms), None)
+        requested = at // PER_PAGE + 1 if at is not None else requested
+    cards_window = Window(len(mine), requested)
+    page = cards_window.slice(mine)
+    overview_all = every if _may("call.manage", call) else []
+    overview_window = Window(len(overview_all), requested)
+    overview = overview_window.slice(overview_all)
+    proposals = proposals_by_id(db(), call, {c.proposal_id for c in page + overview})
+    lines = defaultdict(list)
+    if current and page:
+        for ln in funding_lines(db(), call, proposal_ids={c.proposal_id for c in page}):
+            lines[(ln.proposal_id, ln.funder_id)].append(ln)
     cards = []
-    for c in sorted(mine, key=lambda c: (c.status != "pending", ranks.get(c.proposal_id, 10**6), c.id)):
+    for c in page:
         form = (forms or {}).get(c.id)
         if form is None and c.status == "pending":
             form = ConfirmationForm(prefix=f"c{c.id}", formdata=None, data={"version": str(c.version)})
-        cards.append(ConfirmationCard(c, c.proposal,
-                                      [ln for ln in lines if ln.proposal_id == c.proposal_id and ln.funder_id == c.funder_id],
+        cards.append(ConfirmationCard(c, proposals[c.proposal_id], lines[(c.proposal_id, c.funder_id)],
                                       form if c.status == "pending" else None, ranks.get(c.proposal_id)))
-    return cards, (every if _may("call.manage", call) else [])
+    return Confirmations(cards, cards_window, [(c, proposals[c.proposal_id]) for c in overview], overview_window,
+                         dict(Counter(c.status for c in overview_all)), len(overview_all))
 
 
 def _confirmations_page(call: Call, forms=None, code: int = 200):
-    cards, overview = _cards(call, forms)
-    if not cards and not overview:
-        if not current_funding(db(), call):
-            message = None
-        else:
-            message = "No partner of your organisation is on the approved funding list."
-    else:
-        message = None
-    return render_template("funding/confirmations.html", call=call, cards=cards, overview=overview,
-                           current=current_funding(db(), call), message=message,
+    shown = _cards(call, forms)
+    current = current_funding(db(), call)
+    message = None
+    if not shown.cards and not shown.overview and current:
+        message = "No partner of your organisation is on the approved funding list."
+    return render_template("funding/confirmations.html", call=call, shown=shown, cards=shown.cards,
+                           overview=shown.overview, current=current, message=message,
                            may_manage=_may("call.manage", call)), code
 
 
