@@ -19,7 +19,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from workflow import audit, outbox
 from workflow.access import can, officer_funders
@@ -39,6 +40,7 @@ from workflow.models import (
     User,
 )
 from workflow.operations import decide_eligibility, sign_off, transition
+from workflow.paging import Window
 from workflow.proposals import proposal_violations, require
 from workflow.rules import Violation
 from workflow.timefmt import format_eur
@@ -298,39 +300,52 @@ def my_funders(session: Session, actor, call: Call) -> list[FundingOrganisation]
     ))
 
 
-def officer_partner_rows(session: Session, actor, call: Call, kind: str, *, status: str | None = None,
-                         funder_id: int | None = None) -> list[PartnerRow]:
-    """The partners of stage `kind` that request money from the actor's funder(s), and nothing else."""
+def _officer_scope(session: Session, actor, call: Call, kind: str, status: str | None,
+                   funder_id: int | None) -> tuple[dict[int, FundingOrganisation], list[int]]:
+    """The actor's funders in this call, and those whose partners the list shows; refused otherwise."""
     call_stage(call, kind)
     funders = {f.id: f for f in my_funders(session, actor, call)}
     if funder_id is not None and funder_id not in funders:
         raise AccessDenied("you are not an officer of this funder in this call")
     if status is not None and status not in STATUSES:
         raise InvalidInput("filter by pending, eligible or not eligible", "status")
-    wanted = [funder_id] if funder_id is not None else list(funders)
-    query = (
-        select(EligibilityCheck, Partner, Proposal)
+    return funders, ([funder_id] if funder_id is not None else list(funders))
+
+
+def _officer_conditions(call: Call, kind: str, wanted: list[int], status: str | None) -> list:
+    where = [Proposal.call_id == call.id, EligibilityCheck.stage == kind, EligibilityCheck.funder_id.in_(wanted)]
+    if status is not None:
+        where.append(EligibilityCheck.status == status)
+    return where
+
+
+def _officer_query(call: Call, kind: str, wanted: list[int], status: str | None):
+    # The decider's name is joined in (a column, not the User row, whose grants would load with it).
+    return (
+        select(EligibilityCheck, Partner, Proposal, User.name)
         .join(Partner, EligibilityCheck.partner_id == Partner.id)
         .join(Proposal, EligibilityCheck.proposal_id == Proposal.id)
-        .where(Proposal.call_id == call.id, EligibilityCheck.stage == kind,
-               EligibilityCheck.funder_id.in_(wanted))
-        .order_by(Proposal.reference, Partner.position)
+        .outerjoin(User, EligibilityCheck.decided_by_id == User.id)
+        .where(*_officer_conditions(call, kind, wanted, status))
+        .order_by(Proposal.reference, Partner.position, EligibilityCheck.id)
     )
-    if status is not None:
-        query = query.where(EligibilityCheck.status == status)
+
+
+def _partner_rows(session: Session, actor, funders: dict[int, FundingOrganisation], query) -> list[PartnerRow]:
     rows = []
-    names = {}
-    for check, partner, proposal in session.execute(query).all():
+    for check, partner, proposal, decided_by in session.execute(query).all():
         if not can(actor, "partner.sign_off", check):  # the policy has the last word on every line
             continue
-        name = None
-        if check.decided_by_id is not None:
-            if check.decided_by_id not in names:
-                user = session.get(User, check.decided_by_id)
-                names[check.decided_by_id] = user.name if user else None
-            name = names[check.decided_by_id]
-        rows.append(PartnerRow(check, partner, proposal, funders[check.funder_id], name))
+        rows.append(PartnerRow(check, partner, proposal, funders[check.funder_id], decided_by))
     return rows
+
+
+def officer_partner_rows(session: Session, actor, call: Call, kind: str, *, status: str | None = None,
+                         funder_id: int | None = None) -> list[PartnerRow]:
+    """The partners of stage `kind` that request money from the actor's funder(s), and nothing else (every
+    one of them: the exports)."""
+    funders, wanted = _officer_scope(session, actor, call, kind, status, funder_id)
+    return _partner_rows(session, actor, funders, _officer_query(call, kind, wanted, status))
 
 
 @dataclass
@@ -350,19 +365,70 @@ class FunderBudget:
         return self.requested / self.committed if self.committed else None
 
 
-def funder_budgets(call: Call, funders: Sequence[FundingOrganisation], rows: Sequence[PartnerRow]) -> list[FunderBudget]:
-    """Each funder's total requested (all its partners of the stage) against its committed budget."""
+def funder_budgets(session: Session, call: Call, kind: str,
+                   funders: Sequence[FundingOrganisation]) -> list[FunderBudget]:
+    """Each funder's total requested (all its partners of the stage, whatever a list shows) against its
+    committed budget, with its partners counted per status: one aggregate query."""
     committed = {cf.funder_id: cf.committed_budget for cf in call.funders}
     out = {f.id: FunderBudget(f, committed.get(f.id, 0)) for f in funders}
-    for row in rows:
-        b = out.get(row.funder.id)
-        if b is None:
-            continue
-        b.requested += row.partner.requested_amount
-        if row.check.status != INELIGIBLE:
-            b.requested_not_ineligible += row.partner.requested_amount
-        b.counts[row.check.status] += 1
+    if not out:
+        return []
+    totals = session.execute(
+        select(EligibilityCheck.funder_id, EligibilityCheck.status, func.count(EligibilityCheck.id),
+               func.coalesce(func.sum(Partner.requested_amount), 0))
+        .join(Partner, EligibilityCheck.partner_id == Partner.id)
+        .join(Proposal, EligibilityCheck.proposal_id == Proposal.id)
+        .where(*_officer_conditions(call, kind, list(out), None))
+        .group_by(EligibilityCheck.funder_id, EligibilityCheck.status)
+    ).all()
+    for funder_id, status, count, requested in totals:
+        b = out[funder_id]
+        b.counts[status] += count
+        b.requested += int(requested)  # PostgreSQL sums bigints as numeric
+        if status != INELIGIBLE:
+            b.requested_not_ineligible += int(requested)
     return list(out.values())
+
+
+@dataclass
+class OfficerPartners:
+    """A funder officer's list: one page of their partners (filtered by status), and the budget of each
+    of their funders over every partner of the stage."""
+
+    funders: list[FundingOrganisation]
+    budgets: list[FunderBudget]
+    window: Window
+    rows: list[PartnerRow]
+
+    @property
+    def partners(self) -> int:
+        """Every partner of the stage requesting money from the officer's funders, whatever the filter."""
+        return sum(b.partners for b in self.budgets)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Those partners per status."""
+        return {status: sum(b.counts[status] for b in self.budgets) for status in STATUSES}
+
+    @property
+    def open_rows(self) -> list[PartnerRow]:
+        return [r for r in self.rows if r.open]
+
+
+def officer_partner_page(session: Session, actor, call: Call, kind: str, *, status: str | None = None,
+                         page: int = 1) -> OfficerPartners:
+    """officer_partner_rows one page at a time (a count, then the page), with the funders' budgets."""
+    funders, wanted = _officer_scope(session, actor, call, kind, status, None)
+    total = session.scalar(
+        select(func.count(EligibilityCheck.id))
+        .join(Partner, EligibilityCheck.partner_id == Partner.id)
+        .join(Proposal, EligibilityCheck.proposal_id == Proposal.id)
+        .where(*_officer_conditions(call, kind, wanted, status))
+    ) or 0
+    window = Window(total, page)
+    rows = _partner_rows(session, actor, funders, window.apply(_officer_query(call, kind, wanted, status)))
+    listed = list(funders.values())
+    return OfficerPartners(listed, funder_budgets(session, call, kind, listed), window, rows)
 
 
 @dataclass
@@ -380,21 +446,38 @@ class MatrixRow:
 
 
 @dataclass
+class MatrixSummary:
+    """The counters above the matrix, over every proposal still in the eligibility step of the stage
+    (not only the page shown)."""
+
+    open: int = 0
+    pending_formal: int = 0
+    pending_by_funder: dict[int, int] = field(default_factory=dict)
+    forecast: dict[str, int] = field(default_factory=dict)  # Outcome.kind -> proposals
+
+    def pending_for(self, funder_id: int) -> int:
+        return self.pending_by_funder.get(funder_id, 0)
+
+
+@dataclass
 class Matrix:
     call: Call
     kind: str
     funders: list[CallFunder]
     rows: list[MatrixRow]
+    summary: MatrixSummary
+    window: Window | None = None  # None: every row (the exports)
 
     def pending_for(self, funder_id: int) -> int:
-        return sum(c.status == PENDING for r in self.rows if r.open for c in r.cells.get(funder_id, []))
+        return self.summary.pending_for(funder_id)
 
     @property
     def pending_formal(self) -> int:
-        return sum(1 for r in self.rows if r.open and r.formal is not None and r.formal.status == PENDING)
+        return self.summary.pending_formal
 
     @property
     def open_rows(self) -> list[MatrixRow]:
+        """The rows held (this page) whose proposal is still in the eligibility step."""
         return [r for r in self.rows if r.open]
 
 
@@ -413,25 +496,96 @@ def cell_text(checks: Sequence[EligibilityCheck], with_reason: bool = True) -> s
     return "; ".join(f"{c.partner.organisation if c.partner else '?'}: {one(c)}" for c in checks)
 
 
-def eligibility_matrix(session: Session, actor, call: Call, kind: str) -> Matrix:
-    """Proposals × funders with every check of stage `kind` (the secretariat's view)."""
+@dataclass(frozen=True)
+class _OwnFunder:
+    funder_id: int | None
+
+
+@dataclass(frozen=True)
+class _CheckFacts:
+    """The columns of a check that eligibility_outcome reads, without loading the check and its partner."""
+
+    partner_id: int | None
+    funder_id: int | None
+    status: str
+    partner: _OwnFunder | None
+
+
+def matrix_summary(session: Session, call: Call, kind: str) -> MatrixSummary:
+    """Pending checks and the forecast of closing the step, over the whole stage: the checks' columns in one
+    statement, each proposal's outcome decided by eligibility_outcome as for a row of the matrix."""
+    state = check_state(call, kind)
+    coordinator = (
+        select(Partner.proposal_id, func.min(Partner.position).label("position"))
+        .join(Proposal, Partner.proposal_id == Proposal.id)
+        .where(Proposal.call_id == call.id, Proposal.state == state)
+        .group_by(Partner.proposal_id).subquery()
+    )
+    rows = session.execute(
+        select(EligibilityCheck.proposal_id, EligibilityCheck.partner_id, EligibilityCheck.funder_id,
+               EligibilityCheck.status, Partner.funder_id, Partner.position, coordinator.c.position)
+        .join(Proposal, EligibilityCheck.proposal_id == Proposal.id)
+        .outerjoin(Partner, EligibilityCheck.partner_id == Partner.id)
+        .outerjoin(coordinator, coordinator.c.proposal_id == EligibilityCheck.proposal_id)
+        .where(Proposal.call_id == call.id, Proposal.state == state, EligibilityCheck.stage == kind)
+    ).all()
+    facts: dict[int, list[_CheckFacts]] = defaultdict(list)
+    coordinators: dict[int, int] = {}
+    summary = MatrixSummary()
+    for proposal_id, partner_id, funder_id, status, own_funder, position, first in rows:
+        facts[proposal_id].append(_CheckFacts(partner_id, funder_id, status,
+                                              _OwnFunder(own_funder) if partner_id is not None else None))
+        if partner_id is not None and position == first:
+            coordinators[proposal_id] = partner_id
+        if status == PENDING:
+            if partner_id is None:
+                summary.pending_formal += 1
+            else:
+                summary.pending_by_funder[funder_id] = summary.pending_by_funder.get(funder_id, 0) + 1
+    summary.open = len(facts)
+    for proposal_id, checks in facts.items():
+        kind_of = eligibility_outcome(checks, call.settings, kind, coordinators.get(proposal_id)).kind
+        summary.forecast[kind_of] = summary.forecast.get(kind_of, 0) + 1
+    return summary
+
+
+def eligibility_matrix(session: Session, actor, call: Call, kind: str, *, page: int | None = None) -> Matrix:
+    """Proposals × funders with every check of stage `kind` (the secretariat's view): one page of proposals,
+    or all of them when `page` is None (the exports), and the counters over the whole stage. The same
+    number of statements whatever the size of the call: children are loaded with one statement each."""
     require(can(actor, "eligibility.manage", call))
     call_stage(call, kind)
-    checks = session.scalars(
-        select(EligibilityCheck).join(Proposal, EligibilityCheck.proposal_id == Proposal.id)
-        .where(Proposal.call_id == call.id, EligibilityCheck.stage == kind)
-        .order_by(Proposal.reference, EligibilityCheck.id)
-        .options(selectinload(EligibilityCheck.partner))
-    ).all()
-    by_proposal: dict[int, list[EligibilityCheck]] = defaultdict(list)
-    for c in checks:
-        by_proposal[c.proposal_id].append(c)
-    funder_ids = {c.funder_id for c in checks if c.funder_id is not None}
+    where = (Proposal.call_id == call.id,
+             Proposal.id.in_(select(EligibilityCheck.proposal_id).where(EligibilityCheck.stage == kind)))
+    funder_ids = set(session.scalars(
+        select(EligibilityCheck.funder_id).distinct().join(Proposal, EligibilityCheck.proposal_id == Proposal.id)
+        .where(Proposal.call_id == call.id, EligibilityCheck.stage == kind, EligibilityCheck.funder_id.is_not(None))
+    ))
     columns = sorted((cf for cf in call.funders if cf.funder_id in funder_ids), key=lambda cf: cf.funder.acronym)
+    query = select(Proposal).where(*where).order_by(Proposal.reference, Proposal.id)
+    window = None
+    if page is not None:
+        window = Window(session.scalar(select(func.count(Proposal.id)).where(*where)) or 0, page)
+        query = window.apply(query)
+    proposals = session.scalars(query).all()
+    ids = [p.id for p in proposals] if window is not None else select(Proposal.id).where(*where)
+    partners: dict[int, list[Partner]] = defaultdict(list)
+    partner_by_id: dict[int, Partner] = {}
+    for partner in session.scalars(select(Partner).where(Partner.proposal_id.in_(ids))
+                                   .order_by(Partner.proposal_id, Partner.position)):
+        partners[partner.proposal_id].append(partner)
+        partner_by_id[partner.id] = partner
+    for proposal in proposals:
+        set_committed_value(proposal, "partners", partners[proposal.id])
+    by_proposal: dict[int, list[EligibilityCheck]] = defaultdict(list)
+    for c in session.scalars(select(EligibilityCheck).where(EligibilityCheck.proposal_id.in_(ids),
+                                                             EligibilityCheck.stage == kind)
+                             .order_by(EligibilityCheck.id)):
+        if c.partner_id is not None:
+            set_committed_value(c, "partner", partner_by_id.get(c.partner_id))
+        by_proposal[c.proposal_id].append(c)
     state = check_state(call, kind)
     rows = []
-    proposals = session.scalars(select(Proposal).where(Proposal.id.in_(list(by_proposal)))
-                                .order_by(Proposal.reference).options(selectinload(Proposal.partners)))
     for proposal in proposals:
         pchecks = by_proposal[proposal.id]
         cells: dict[int, list[EligibilityCheck]] = defaultdict(list)
@@ -443,9 +597,28 @@ def eligibility_matrix(session: Session, actor, call: Call, kind: str) -> Matrix
                 cells[c.funder_id].append(c)
         for cs in cells.values():
             cs.sort(key=lambda c: c.partner.position if c.partner else 0)
-        rows.append(MatrixRow(proposal, formal, dict(cells), outcome_for(session, proposal, kind, pchecks),
-                              proposal.state == state))
-    return Matrix(call, kind, columns, rows)
+        coordinator = proposal.coordinator_partner
+        outcome = eligibility_outcome(pchecks, call.settings, kind, coordinator.id if coordinator else None)
+        rows.append(MatrixRow(proposal, formal, dict(cells), outcome, proposal.state == state))
+    return Matrix(call, kind, columns, rows, matrix_summary(session, call, kind), window)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The report of one closing of the step, a page at a time
+
+CLOSING_LISTS = ("eligible", "conditional", "ineligible", "pending", "held")
+
+
+def closing_page(summary: dict, page: int) -> tuple[Window, dict[str, list[dict]]]:
+    """One page of the proposals a closing of the step names, list after list in the report's order (gone on,
+    gone on with a partner to replace, ineligible, still pending, held); the report's counts stay over the
+    whole summary."""
+    entries = [(key, entry) for key in CLOSING_LISTS for entry in summary.get(key, [])]
+    window = Window(len(entries), page)
+    shown: dict[str, list[dict]] = {key: [] for key in CLOSING_LISTS}
+    for key, entry in window.slice(entries):
+        shown[key].append(entry)
+    return window, shown
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -17,8 +17,8 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import case, func, select, update
+from sqlalchemy.orm import Session, joinedload, lazyload
 
 from workflow import audit, outbox
 from workflow.access import can
@@ -35,6 +35,7 @@ from workflow.clock import utcnow
 from workflow.console_models import RoleInvitation
 from workflow.errors import DomainError, InvalidInput, NotFound
 from workflow.models import Call, CallFunder, FundingOrganisation, RoleGrant, User
+from workflow.paging import Window
 from workflow.proposals import require
 from workflow.timefmt import format_instant
 
@@ -251,8 +252,10 @@ class RoleRow:
 
 @dataclass(frozen=True)
 class CallPeople:
-    roles: list[RoleRow]
+    roles: list[RoleRow]  # one page of them
     pending: list[RoleInvitation]
+    window: Window
+    counts: dict[str, int]  # role -> people with it in the call, on every page
 
     def of(self, role: str) -> list[RoleRow]:
         return [r for r in self.roles if r.grant.role == role]
@@ -261,17 +264,24 @@ class CallPeople:
 ROLE_ORDER = {"secretariat": 0, "officer": 1, "reviewer": 2}
 
 
-def call_people(session: Session, call: Call) -> CallPeople:
-    """Every role in the call and every pending invitation (three queries whatever their number)."""
-    rows = session.execute(
+def call_people(session: Session, call: Call, page: int = 1) -> CallPeople:
+    """One page of the roles in the call (secretariat, then officers by funder, then reviewers, each by
+    name), how many people hold each role, and every pending invitation: four queries whatever their
+    number."""
+    counts = dict(session.execute(
+        select(RoleGrant.role, func.count(RoleGrant.id)).where(RoleGrant.call_id == call.id).group_by(RoleGrant.role)
+    ).all())
+    window = Window(sum(counts.values()), page)
+    rows = session.execute(window.apply(
         select(RoleGrant, User, FundingOrganisation)
         .join(User, RoleGrant.user_id == User.id)
         .outerjoin(FundingOrganisation, RoleGrant.funder_id == FundingOrganisation.id)
         .where(RoleGrant.call_id == call.id)
-    ).all()
-    roles = sorted((RoleRow(g, u, fo) for g, u, fo in rows),
-                   key=lambda r: (ROLE_ORDER.get(r.grant.role, 9), r.funder.acronym if r.funder else "",
-                                  r.user.name.lower()))
+        .order_by(case(ROLE_ORDER, value=RoleGrant.role, else_=9), func.coalesce(FundingOrganisation.acronym, ""),
+                  func.lower(User.name), RoleGrant.id)
+        # The page shows the people's names, not their other roles: those would load with every User row.
+        .options(lazyload(User.grants))
+    )).all()
     now = utcnow()
     pending = list(session.scalars(
         select(RoleInvitation).options(joinedload(RoleInvitation.funder))
@@ -279,7 +289,7 @@ def call_people(session: Session, call: Call) -> CallPeople:
                RoleInvitation.revoked_at.is_(None), RoleInvitation.expires_at > now)
         .order_by(RoleInvitation.created_at.desc())
     ).unique())
-    return CallPeople(roles, pending)
+    return CallPeople([RoleRow(g, u, fo) for g, u, fo in rows], pending, window, counts)
 
 
 def secretariats_by_call(session: Session, actor) -> list[tuple[Call, list[tuple[RoleGrant, User]], list[RoleInvitation]]]:

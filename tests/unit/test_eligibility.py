@@ -198,8 +198,7 @@ def test_budget_totals(session, frozen):
     first = w.checks("DFG-T")[0]
     sign_off(session, w.dfg, first.id, "ineligible", "no")
     session.commit()
-    rows = officer_partner_rows(session, w.dfg, w.call, "pre")
-    [b] = funder_budgets(w.call, my_funders(session, w.dfg, w.call), rows)
+    [b] = funder_budgets(session, w.call, "pre", my_funders(session, w.dfg, w.call))
     assert (b.committed, b.requested, b.requested_not_ineligible) == (2_000_000, 800_000, 550_000)
     assert b.counts == {"pending": 3, "eligible": 0, "ineligible": 1} and b.partners == 4
     assert b.ratio == pytest.approx(0.4)
@@ -327,6 +326,24 @@ def test_close_the_step(session, frozen):
     assert [r.proposal.acronym for r in m.open_rows] == ["GAMMA"]
     assert m.pending_formal == 1 and m.pending_for(f.funder(session, "DFG-T").id) == 2
     assert [cf.funder.acronym for cf in m.funders] == ["ANR-T", "DFG-T", "ISCIII-T"]
+
+
+def test_the_matrix_counters_forecast_what_closing_the_step_does_on_every_page(session, frozen):
+    """The forecast above the matrix covers every proposal of the stage, not only the page shown, and
+    agrees with each row's own outcome: a partner ineligible for its own funder can be replaced, the
+    coordinator's partner cannot."""
+    w = World(session, frozen, acronyms=("ALPHA", "BETA", "GAMMA", "DELTA"))
+    alpha, beta, gamma, _delta = w.proposals
+    w.decide(alpha, {**ALL, 4: ("ineligible", "not eligible for DFG-T")})
+    w.decide(beta, {**ALL, 1: ("ineligible", "the coordinator's institution is not eligible")})
+    w.decide(gamma, ALL)
+    whole = eligibility_matrix(session, w.sec, w.call, "pre")
+    assert {r.proposal.acronym: r.outcome.kind for r in whole.rows} == {
+        "ALPHA": "conditional", "BETA": "ineligible", "GAMMA": "eligible", "DELTA": "pending"}
+    assert whole.summary.forecast == {"conditional": 1, "ineligible": 1, "eligible": 1, "pending": 1}
+    page = eligibility_matrix(session, w.sec, w.call, "pre", page=1)
+    assert page.summary == whole.summary and page.window.total == 4
+    assert (page.summary.open, page.pending_formal, page.pending_for(f.funder(session, "DFG-T").id)) == (4, 1, 2)
 
 
 def test_a_replaceable_partner_is_held_while_the_lifecycle_guard_refuses_it(session, frozen, monkeypatch):

@@ -15,7 +15,7 @@ from webapp.db import commit, db
 from webapp.exports import table_response
 from webapp.funder import bp
 from webapp.funder.forms import BulkSignOffForm, SignOffForm
-from webapp.views import allow, get_or_404, refuse
+from webapp.views import allow, get_or_404, page_arg, refuse
 from webapp.views import call_and_stage as _call_and_stage
 from webapp.views import deny_access as _deny
 from workflow.access import can
@@ -25,8 +25,8 @@ from workflow.eligibility import (
     STATUSES,
     bulk_sign_off,
     check_state,
-    funder_budgets,
     my_funders,
+    officer_partner_page,
     officer_partner_rows,
     stage_checks,
     stage_label,
@@ -65,16 +65,14 @@ def index():
 
 def _dashboard(call: Call, kind: str, form: BulkSignOffForm, status: str | None, selected=(), code: int = 200):
     try:
-        funders = my_funders(db(), actor(), call)
-        rows = officer_partner_rows(db(), actor(), call, kind)
+        listed = officer_partner_page(db(), actor(), call, kind, status=status, page=page_arg())
     except AccessDenied as err:
         _deny(err)
-    shown = [r for r in rows if status is None or r.check.status == status]
     return render_template(
         "funder/dashboard.html", call=call, kind=kind, stage=call.stage(kind), stage_name=stage_label(call, kind),
-        funders=funders, rows=shown, all_rows=rows, budgets=funder_budgets(call, funders, rows), status=status,
+        funders=listed.funders, rows=listed.rows, open_rows=listed.open_rows, window=listed.window,
+        partners=listed.partners, counts=listed.counts, budgets=listed.budgets, status=status,
         statuses=STATUS_LABELS, form=form, selected={str(s) for s in selected},
-        open_rows=[r for r in shown if r.open],
     ), code
 
 
@@ -107,7 +105,11 @@ def bulk(call_id: int, kind: str):
             verdict = status_label(form.verdict.data).lower()
             commit()
             flash(f"{len(done)} partner{'s' if len(done) != 1 else ''} signed off as {verdict}: {names}.", "success")
-            return redirect(url_for(".dashboard", call_id=call.id, kind=kind, status=status))
+            # Back to the page the officer was on (the status filter may have moved rows off it: the page
+            # number is clamped to the pages that are left).
+            page = page_arg()
+            return redirect(url_for(".dashboard", call_id=call.id, kind=kind, status=status,
+                                    page=page if page > 1 else None))
         except DomainError as err:
             refuse(form, err)
             flash("Nothing was signed off; correct the selection and try again.", "danger")

@@ -13,7 +13,7 @@ from webapp.db import commit, db
 from webapp.exports import table_response
 from webapp.funder.forms import SignOffForm
 from webapp.secretariat import bp
-from webapp.views import allow, get_or_404, refuse
+from webapp.views import allow, get_or_404, page_arg, refuse
 from webapp.views import call_and_stage as _call_and_stage
 from webapp.views import deny_access as _deny
 from workflow.access import is_secretariat
@@ -21,6 +21,7 @@ from workflow.eligibility import (
     cell_text,
     check_state,
     close_eligibility_step,
+    closing_page,
     closing_preview,
     eligibility_matrix,
     findings_note,
@@ -103,9 +104,9 @@ def close_stage_post(call_id: int, kind: str):
 # The matrix, reminders, closing the step
 
 
-def _matrix(call: Call, kind: str):
+def _matrix(call: Call, kind: str, page: int | None = None):
     try:
-        return eligibility_matrix(db(), actor(), call, kind)
+        return eligibility_matrix(db(), actor(), call, kind, page=page)
     except AccessDenied as err:
         _deny(err)
 
@@ -113,12 +114,9 @@ def _matrix(call: Call, kind: str):
 @bp.get("/calls/<int:call_id>/eligibility/<kind>")
 def matrix(call_id: int, kind: str):
     call = _call_and_stage(call_id, kind)
-    m = _matrix(call, kind)
-    forecast = {}
-    for row in m.open_rows:
-        forecast[row.outcome.kind] = forecast.get(row.outcome.kind, 0) + 1
+    m = _matrix(call, kind, page_arg())
     return render_template("secretariat/matrix.html", call=call, kind=kind, m=m, form=ConfirmForm(),
-                           stage=call.stage(kind), stage_name=stage_label(call, kind), forecast=forecast,
+                           stage=call.stage(kind), stage_name=stage_label(call, kind), forecast=m.summary.forecast,
                            status_label=status_label)
 
 
@@ -185,8 +183,9 @@ def step_closed(call_id: int, kind: str, event_id: int):
         _deny(err)
     except NotFound:
         abort(404)
+    window, shown = closing_page(event.after, page_arg())
     return render_template("secretariat/step_closed.html", call=call, kind=kind, event=event, s=event.after,
-                           stage_name=stage_label(call, kind), state_label=_state)
+                           window=window, shown=shown, stage_name=stage_label(call, kind), state_label=_state)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from webapp.auth import _client_ip, _log_in, actor
 from webapp.db import commit, db
 from webapp.secretariat import bp
 from webapp.secretariat.calls import ConfirmForm, _console_call, deny
-from webapp.views import allow, get_or_404, refuse
+from webapp.views import allow, get_or_404, page_arg, refuse
 from workflow.errors import AccessDenied, DomainError
 from workflow.models import Call
 
@@ -59,11 +59,12 @@ def _invite_form(call: Call, formdata=None, admin: bool = False) -> InviteForm:
 
 
 def _people_page(call: Call, form: InviteForm, code: int = 200):
-    from workflow.people import call_people, role_label
+    from workflow.people import ROLE_LABELS, call_people, role_label
 
     me = actor()
-    return render_template("secretariat/people.html", call=call, people=call_people(db(), call), form=form,
-                           action=ConfirmForm(), role_label=role_label, is_admin=bool(me and me.is_admin)), code
+    return render_template("secretariat/people.html", call=call, people=call_people(db(), call, page_arg()),
+                           form=form, action=ConfirmForm(), role_label=role_label, role_labels=ROLE_LABELS,
+                           is_admin=bool(me and me.is_admin)), code
 
 
 @bp.get("/calls/<int:call_id>/people")
@@ -115,8 +116,9 @@ def people_revoke(call_id: int, grant_id: int):
             refuse(None, err)
     else:
         flash("The form expired; nothing was changed. Try again.", "danger")
+    page = page_arg()  # back to the page of the list the role was revoked from
     return redirect(request.form.get("back") if request.form.get("back") == url_for(".secretariats")
-                    else url_for(".people", call_id=call.id))
+                    else url_for(".people", call_id=call.id, page=page if page > 1 else None))
 
 
 @bp.post("/calls/<int:call_id>/people/invitations/<int:invitation_id>/cancel")
