@@ -43,6 +43,7 @@ PER_ROW_REPEATS = 5  # one statement sent this many times in one request: a quer
 SKIP_PARAMS = ("token", "what", "filename", "document_id", "path")
 GROWTH_RATIO = 1.5  # statements at the large size / at the small size above this: grows with the data
 GROWTH_MIN = 5  # ... and by at least this many statements
+PAGINATED_RATIO = 5.0  # a pager, yet the page grows this much: something else on it is not paginated
 PAGINATION_RATIO = 2.0  # response bytes at the large size / small size above this: the list is not paginated
 
 
@@ -67,6 +68,7 @@ class Measure:
     ms: float = 0.0
     runs: int = 0
     bytes: int = 0
+    paginated: bool = False  # the page has a pager (its list is cut into pages)
     error: str = ""
     by_sql: Counter = field(default_factory=Counter)
     origin: dict = field(default_factory=dict)  # sql -> Counter of the project frames it was sent from
@@ -96,7 +98,9 @@ class PageResult:
         a, b = self.sizes.get(small), self.sizes.get(large)
         if self.page.kind == "export" or not a or not b or a.status != 200 or b.status != 200:
             return False
-        return b.bytes > a.bytes * PAGINATION_RATIO
+        # A paginated list still grows until its first page is full (a small call may have fewer rows
+        # than one page): with a pager, only growth well beyond that counts.
+        return b.bytes > a.bytes * (PAGINATED_RATIO if b.paginated else PAGINATION_RATIO)
 
     def growth(self, small: int, large: int, top: int = 4) -> list[tuple[int, int, str, list]]:
         """The statements whose count grew most: (count small, count large, sql, [(frames, count)] most
@@ -343,6 +347,7 @@ def measure_page(app, clients: Clients, recorder: Recorder, page: Page, role: st
     m.by_sql, m.origin = recorder.by_sql, recorder.origin
     m.statements = recorder.count
     m.bytes = len(response.get_data())
+    m.paginated = b'class="pagination' in response.get_data()
     if m.status != 200:
         return m
     times, counts = [], []

@@ -56,6 +56,10 @@ MAX_OUTPUT_CHARS = 400_000  # the rendered body
 MAX_REPEAT = 10_000  # "x" * n in a template
 LETTER_TABLES = ("letter_template", "decision_letter", "letter_export_job")
 PROCESSES = 2  # PLATFORM.md §2: a Pool of 2 is the fastest on two cores
+# WeasyPrint keeps caches (fonts, images, layout) that grow with every document a process renders: a
+# worker is replaced after this many letters so an export of thousands stays in flat memory. A new worker
+# starts from the forkserver's preloaded modules, so the replacement costs little.
+LETTERS_PER_WORKER = 100
 
 
 def tables_ready(session) -> bool:
@@ -417,8 +421,8 @@ def _pool(processes: int):
     if processes <= 0:
         return _Serial()
     ctx = multiprocessing.get_context("forkserver")  # never fork a threaded server process
-    ctx.set_forkserver_preload(["webapp.letters"])
-    return ctx.Pool(processes)
+    ctx.set_forkserver_preload(["webapp.letters", "webapp.pdfs"])  # workers start with WeasyPrint loaded
+    return ctx.Pool(processes, maxtasksperchild=LETTERS_PER_WORKER)
 
 
 def _job_paths(job, call, storage_dir: str | None, dest: str | os.PathLike | None) -> tuple[Path, str | None]:
