@@ -12,9 +12,10 @@ the stage's ranking list is approved.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -28,6 +29,7 @@ from workflow.clock import utcnow
 from workflow.errors import ChangedMeanwhile, DomainError, InvalidInput
 from workflow.models import Proposal, Rebuttal
 from workflow.operations import transition
+from workflow.paging import Window
 
 DISAGREEMENT_SPREAD = 2.0
 EPS = 1e-9
@@ -123,6 +125,17 @@ def completed_reviews(session: Session, proposal: Proposal, stage: str | None = 
         Review.proposal_id == proposal.id, Review.stage == stage, Review.status == "submitted").order_by(Review.id)))
 
 
+def completed_reviews_of(session: Session, proposal_ids, stage: str) -> dict[int, list[Review]]:
+    """`completed_reviews` of many proposals in one statement: {proposal id: reviews}. `proposal_ids` is a
+    list of ids or a SELECT of them."""
+    out: dict[int, list[Review]] = defaultdict(list)
+    for r in session.scalars(select(Review).where(
+            Review.proposal_id.in_(proposal_ids), Review.stage == stage, Review.status == "submitted")
+            .order_by(Review.id)):
+        out[r.proposal_id].append(r)
+    return out
+
+
 def proposal_aggregate(session: Session, proposal: Proposal, stage: str | None = None) -> Aggregate:
     reviews = completed_reviews(session, proposal, stage)
     return aggregate(proposal.call.settings.evaluation, [r.scores or {} for r in reviews])
@@ -134,11 +147,20 @@ def consensus_of(session: Session, proposal: Proposal, stage: str | None = None)
         PanelConsensus.proposal_id == proposal.id, PanelConsensus.stage == stage))
 
 
-def enough_reviews_problem(session: Session, proposal: Proposal, stage: str | None = None) -> str | None:
-    n = len(completed_reviews(session, proposal, stage))
+def consensus_by_proposal(session: Session, proposal_ids, stage: str) -> dict[int, PanelConsensus]:
+    """`consensus_of` many proposals in one statement (a list of ids or a SELECT of them)."""
+    return {c.proposal_id: c for c in session.scalars(select(PanelConsensus).where(
+        PanelConsensus.proposal_id.in_(proposal_ids), PanelConsensus.stage == stage))}
+
+
+def _too_few_reviews(n: int) -> str | None:
     if n < MIN_REVIEWS:
         return f"the panel needs at least {MIN_REVIEWS} completed reviews; this proposal has {n}"
     return None
+
+
+def enough_reviews_problem(session: Session, proposal: Proposal, stage: str | None = None) -> str | None:
+    return _too_few_reviews(len(completed_reviews(session, proposal, stage)))
 
 
 def enter_consensus(session: Session, actor, proposal: Proposal, *, scores: dict, recommendation: str,
@@ -248,21 +270,49 @@ class PanelRow:
     why_not_ready: str | None
 
 
-def panel_table(session: Session, actor, call, stage: str = "full") -> list[PanelRow]:
-    """The secretariat's panel view of every proposal of the stage that reached review."""
+# The proposals on the panel's table: every proposal of the stage that reached review.
+PANEL_STATES = {
+    "pre": ("pre_review", "invited", "not_invited"),
+    "full": ("under_review", "rebuttal", "panel", "recommended", "not_recommended", "selected", "reserve",
+             "not_funded", "funded"),
+}
+
+
+def _on_the_panel(call, stage: str) -> tuple:
+    return Proposal.call_id == call.id, Proposal.state.in_(PANEL_STATES[stage])
+
+
+def panel_size(session: Session, actor, call, stage: str = "full") -> int:
+    """How many proposals the whole panel table has (for its pages)."""
     from reviews.common import check_stage
 
     require(actor, "panel.manage", call)
     stage = check_stage(call, stage)
-    states = ("pre_review", "invited", "not_invited") if stage == "pre" else (
-        "under_review", "rebuttal", "panel", "recommended", "not_recommended", "selected", "reserve", "not_funded",
-        "funded")
+    return session.scalar(select(func.count(Proposal.id)).where(*_on_the_panel(call, stage)))
+
+
+def panel_table(session: Session, actor, call, stage: str = "full", *,
+                window: Window | None = None) -> list[PanelRow]:
+    """The secretariat's panel view of every proposal of the stage that reached review (only the page
+    `window` when given). A fixed number of statements, whatever the number of proposals."""
+    from reviews.common import check_stage
+
+    require(actor, "panel.manage", call)
+    stage = check_stage(call, stage)
+    where = _on_the_panel(call, stage)
+    stmt = select(Proposal).where(*where).order_by(Proposal.id)
+    proposals = list(session.scalars(stmt if window is None else window.apply(stmt)))
+    ids = select(Proposal.id).where(*where) if window is None else [p.id for p in proposals]
+    reviews = completed_reviews_of(session, ids, stage)
+    consensus = consensus_by_proposal(session, ids, stage)
+    rebuttals = dict(session.execute(select(Rebuttal.proposal_id, Rebuttal.text).where(
+        Rebuttal.proposal_id.in_(ids))).all()) if stage == "full" else {}
+    evaluation = call.settings.evaluation
     rows = []
-    for p in session.scalars(select(Proposal).where(Proposal.call_id == call.id, Proposal.state.in_(states))
-                             .order_by(Proposal.id)):
-        agg = proposal_aggregate(session, p, stage)
-        rebuttal = session.scalar(select(Rebuttal.text).where(Rebuttal.proposal_id == p.id)) if stage == "full" else None
-        why = enough_reviews_problem(session, p, stage)
-        rows.append(PanelRow(p.id, p.reference, p.acronym, p.state, agg, consensus_of(session, p, stage), rebuttal,
+    for p in proposals:
+        done = reviews.get(p.id, [])
+        why = _too_few_reviews(len(done))
+        agg = aggregate(evaluation, [r.scores or {} for r in done])
+        rows.append(PanelRow(p.id, p.reference, p.acronym, p.state, agg, consensus.get(p.id), rebuttals.get(p.id),
                              why is None, why))
     return rows

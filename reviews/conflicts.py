@@ -22,8 +22,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from reviews.common import email_domain, evaluation_setting, reviewer_ids, secretariat_users
 from reviews.models import Conflict, Review, ReviewAssignment, ReviewerProfile
@@ -34,7 +35,8 @@ from workflow.accounts import normalise_email
 from workflow.clock import utcnow
 from workflow.countries import country_name
 from workflow.errors import DomainError, InvalidInput
-from workflow.models import Call, Proposal, User
+from workflow.models import Call, Partner, Proposal, ProposalMember, User
+from workflow.paging import Window
 
 RULES = ("declared", "same_organisation", "same_email_domain", "is_applicant", "same_country")
 RULE_LABELS = {
@@ -247,15 +249,52 @@ def conflicts_by_pair(session: Session, call: Call, proposals: list[Proposal], r
     return out
 
 
+def with_people(session: Session, proposals: list[Proposal], ids=None) -> list[Proposal]:
+    """Load the partners and members of these proposals (what detection reads), each kind in one
+    statement: `ids` is a SELECT of their ids for a long list (selectinload would send one statement per
+    500 proposals), else their ids are listed."""
+    if not proposals:
+        return proposals
+    ids = [p.id for p in proposals] if ids is None else ids
+    partners: dict[int, list[Partner]] = defaultdict(list)
+    members: dict[int, list[ProposalMember]] = defaultdict(list)
+    for partner in session.scalars(select(Partner).where(Partner.proposal_id.in_(ids))
+                                   .order_by(Partner.proposal_id, Partner.position)):
+        partners[partner.proposal_id].append(partner)
+    for member in session.scalars(select(ProposalMember).where(ProposalMember.proposal_id.in_(ids))
+                                  .order_by(ProposalMember.id)):
+        members[member.proposal_id].append(member)
+    for p in proposals:
+        set_committed_value(p, "partners", partners.get(p.id, []))
+        set_committed_value(p, "members", members.get(p.id, []))
+    return proposals
+
+
+def _live(call: Call) -> tuple:
+    return Proposal.call_id == call.id, Proposal.state.in_(LIVE_STATES)
+
+
 def live_proposals(session: Session, call: Call) -> list[Proposal]:
-    return list(session.scalars(
-        select(Proposal).where(Proposal.call_id == call.id, Proposal.state.in_(LIVE_STATES))
-        .options(selectinload(Proposal.partners), selectinload(Proposal.members)).order_by(Proposal.id)))
+    proposals = list(session.scalars(select(Proposal).where(*_live(call)).order_by(Proposal.id)))
+    return with_people(session, proposals, select(Proposal.id).where(*_live(call)))
+
+
+def live_count(session: Session, call: Call) -> int:
+    return session.scalar(select(func.count(Proposal.id)).where(*_live(call)))
 
 
 def call_reviewers(session: Session, call: Call) -> list[User]:
     ids = reviewer_ids(session, call)
-    return list(session.scalars(select(User).where(User.id.in_(ids)).order_by(User.id))) if ids else []
+    # Their role grants are not needed here: selectin-loading them would cost a statement per 500 reviewers.
+    return list(session.scalars(select(User).where(User.id.in_(ids)).options(lazyload(User.grants))
+                                .order_by(User.id))) if ids else []
+
+
+def conflicted_proposals(session: Session, reviewer: User, call: Call, proposals: list[Proposal]) -> set[int]:
+    """The ids of those proposals of the call this reviewer is actively conflicted with (`is_conflicted`
+    for many proposals at once, in a fixed number of statements)."""
+    with_people(session, proposals)
+    return {pid for pid, _rid in conflicts_by_pair(session, call, proposals, [reviewer])}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -435,19 +474,30 @@ class DeclarationItem:
     declared_reason: str | None
 
 
-def proposals_for_declaration(session: Session, actor, call: Call) -> list[DeclarationItem]:
+def proposals_for_declaration(session: Session, actor, call: Call, window: Window | None = None
+                              ) -> list[DeclarationItem]:
+    """The live proposals of the call (only the page `window` when given; `live_count` counts them all)."""
     from reviews.pool import declaration_accepted
 
     if actor is None or actor.id not in reviewer_ids(session, call):
         raise DomainError("only reviewers of this call can declare conflicts of interest")
     if not declaration_accepted(session, actor, call):
         raise DomainError("accept the confidentiality and no-conflict declaration first")
+    stmt = select(Proposal).where(*_live(call)).order_by(Proposal.id)
+    proposals = list(session.scalars(stmt if window is None else window.apply(stmt)))
+    if not proposals:
+        return []
+    ids = [p.id for p in proposals]
+    organisations: dict[int, list[str]] = defaultdict(list)
+    for pid, organisation in session.execute(select(Partner.proposal_id, Partner.organisation).where(
+            Partner.proposal_id.in_(ids)).order_by(Partner.proposal_id, Partner.position)):
+        organisations[pid].append(organisation)
     declared = {c.proposal_id: c for c in session.scalars(select(Conflict).where(
-        Conflict.call_id == call.id, Conflict.reviewer_id == actor.id, Conflict.rule == "declared"))}
+        Conflict.call_id == call.id, Conflict.reviewer_id == actor.id, Conflict.rule == "declared",
+        Conflict.proposal_id.in_(ids)))}
     out = []
-    for p in live_proposals(session, call):
+    for p in proposals:
         c = declared.get(p.id)
-        out.append(DeclarationItem(p.id, p.reference, p.acronym, p.title,
-                                   list(dict.fromkeys(x.organisation for x in p.partners)),
+        out.append(DeclarationItem(p.id, p.reference, p.acronym, p.title, list(dict.fromkeys(organisations[p.id])),
                                    c is not None and c.overridden_at is None, c.reason if c else None))
     return out

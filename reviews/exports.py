@@ -1,7 +1,8 @@
 """Rows for the exports (lists of dicts with stable keys, in order); the web layer writes CSV, XLSX, PDF.
 
 Values are raw (numbers stay numbers, texts as written): escaping against spreadsheet formula injection
-belongs to the writer. Reviewer names appear only in the secretariat's exports.
+belongs to the writer. Reviewer names appear only in the secretariat's exports. Each export sends a fixed
+number of statements, whatever the number of proposals (one per kind of data, grouped in Python).
 """
 
 from __future__ import annotations
@@ -9,13 +10,13 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from reviews.aggregation import PANEL_RECOMMENDATIONS, consensus_of, proposal_aggregate
+from reviews.aggregation import PANEL_RECOMMENDATIONS, aggregate, completed_reviews_of, consensus_by_proposal
 from reviews.common import check_stage
-from reviews.models import Review, ReviewAssignment
+from reviews.models import RankingEntry, Review, ReviewAssignment
 from reviews.policy import require
-from reviews.ranking import ranking_of, requested_amount
+from reviews.ranking import ranked_proposals, ranking_of, requested_amounts
 from reviews.scoring import RECOMMENDATIONS
-from workflow.models import Call, Proposal, User
+from workflow.models import Call, Partner, Proposal, User
 
 
 def _r(value: float | None, digits: int = 2) -> float | None:
@@ -29,16 +30,17 @@ def review_rows(session: Session, actor, call: Call, stage: str | None = None) -
     stage = check_stage(call, stage)
     criteria = call.settings.evaluation.criteria
     rows = []
-    q = (select(ReviewAssignment, Review, Proposal, User)
+    q = (select(ReviewAssignment, Review, Proposal, User.name, User.email)
          .join(Proposal, Proposal.id == ReviewAssignment.proposal_id)
          .join(User, User.id == ReviewAssignment.reviewer_id)
          .outerjoin(Review, Review.assignment_id == ReviewAssignment.id)
          .where(ReviewAssignment.call_id == call.id, ReviewAssignment.stage == stage)
          .order_by(Proposal.reference, ReviewAssignment.id))
-    for a, review, p, user in session.execute(q).all():
+    for a, review, p, reviewer_name, reviewer_email in session.execute(q).all():
         scores = (review.scores if review else None) or {}
         comments = (review.comments if review else None) or {}
-        row = {"reference": p.reference, "acronym": p.acronym, "reviewer": user.name, "reviewer_email": user.email,
+        row = {"reference": p.reference, "acronym": p.acronym, "reviewer": reviewer_name,
+               "reviewer_email": reviewer_email,
                "assignment": a.source, "status": review.status if review else "not started",
                "submitted_at": review.submitted_at.isoformat() if review and review.submitted_at else ""}
         for c in criteria:
@@ -55,13 +57,17 @@ def score_rows(session: Session, actor, call: Call, stage: str | None = None) ->
     require(actor, "panel.manage", call)
     stage = check_stage(call, stage)
     criteria = call.settings.evaluation.criteria
-    pids = session.scalars(select(ReviewAssignment.proposal_id).where(
-        ReviewAssignment.call_id == call.id, ReviewAssignment.stage == stage).distinct())
-    proposals = sorted((session.get(Proposal, pid) for pid in pids), key=lambda p: p.reference)
+    ids = select(ReviewAssignment.proposal_id).where(ReviewAssignment.call_id == call.id,
+                                                     ReviewAssignment.stage == stage)
+    proposals = sorted(session.scalars(select(Proposal).where(Proposal.id.in_(ids))), key=lambda p: p.reference)
+    reviews = completed_reviews_of(session, ids, stage)
+    consensus_by = consensus_by_proposal(session, ids, stage)
+    requested = requested_amounts(session, ids)
+    evaluation = call.settings.evaluation
     rows = []
     for p in proposals:
-        agg = proposal_aggregate(session, p, stage)
-        consensus = consensus_of(session, p, stage)
+        agg = aggregate(evaluation, [r.scores or {} for r in reviews.get(p.id, [])])
+        consensus = consensus_by.get(p.id)
         row = {"reference": p.reference, "acronym": p.acronym, "title": p.title, "state": p.state,
                "completed_reviews": agg.reviews}
         for c in agg.criteria:
@@ -77,7 +83,7 @@ def score_rows(session: Session, actor, call: Call, stage: str | None = None) ->
         row["consensus_total"] = _r(consensus.weighted_total) if consensus else None
         row["recommendation"] = PANEL_RECOMMENDATIONS[consensus.recommendation] if consensus else ""
         row["panel_summary"] = consensus.summary if consensus else ""
-        row["requested_amount"] = requested_amount(p)
+        row["requested_amount"] = requested.get(p.id, 0)
         rows.append(row)
     return rows
 
@@ -91,18 +97,24 @@ def ranking_rows(session: Session, actor, call: Call, stage: str | None = None) 
     if ranking is None:
         return []
     criteria = call.settings.evaluation.criteria
+    ids = select(RankingEntry.proposal_id).where(RankingEntry.ranking_id == ranking.id)
+    coordinators = dict(session.execute(select(User.id, User.name).where(
+        User.id.in_(select(Proposal.coordinator_id).where(Proposal.id.in_(ids))))).all())
+    # The coordinator's organisation is the first partner's (Proposal.coordinator_partner).
+    organisations: dict[int, str] = {}
+    for pid, organisation in session.execute(select(Partner.proposal_id, Partner.organisation).where(
+            Partner.proposal_id.in_(ids)).order_by(Partner.proposal_id, Partner.position)):
+        organisations.setdefault(pid, organisation)
     rows = []
-    for e in ranking.entries:
-        p = e.proposal
-        consensus = consensus_of(session, p, stage)
+    for r in ranked_proposals(session, ranking):
+        e, p, consensus = r.entry, r.proposal, r.consensus
         row = {"rank": e.rank, "reference": p.reference, "acronym": p.acronym, "title": p.title,
-               "coordinator": p.coordinator.name,
-               "coordinator_organisation": p.coordinator_partner.organisation if p.coordinator_partner else ""}
+               "coordinator": coordinators[p.coordinator_id], "coordinator_organisation": organisations.get(p.id, "")}
         for c in criteria:
             row[c.key] = consensus.scores.get(c.key) if consensus else None
         row["total"] = e.total
         row["recommendation"] = PANEL_RECOMMENDATIONS[consensus.recommendation] if consensus else ""
-        row["requested_amount"] = requested_amount(p)
+        row["requested_amount"] = r.requested
         row["tie_break"] = e.tie_break_note
         row["list_status"] = ranking.status
         row["approved_at"] = ranking.approved_at.isoformat() if ranking.approved_at else ""

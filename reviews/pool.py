@@ -223,9 +223,13 @@ def reviewer_pool(session: Session, actor, call: Call) -> list[PoolRow]:
         select(ReviewAssignment.reviewer_id, func.count(ReviewAssignment.id))
         .where(ReviewAssignment.call_id == call.id).group_by(ReviewAssignment.reviewer_id)).all())
     granted = set(reviewer_ids(session, call))
+    ids = sorted(set(invitations) | granted)
+    # The people, in one statement (only what the pool shows: loading User objects would load their grants).
+    people = {u.id: u for u in session.execute(select(User.id, User.name, User.email, User.organisation,
+                                                      User.country).where(User.id.in_(ids)))} if ids else {}
     rows = []
-    for uid in sorted(set(invitations) | granted):
-        user = session.get(User, uid)
+    for uid in ids:
+        user = people[uid]
         inv, prof = invitations.get(uid), profiles.get(uid)
         if uid in granted:
             status = "accepted" if inv is not None else "reviewer"

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from reviews.common import check_stage, fmt_score
@@ -26,8 +26,9 @@ from workflow import audit
 from workflow.clock import utcnow
 from workflow.errors import DomainError, InvalidInput
 from workflow.funding_ops import RankingEntry as FundingRankingEntry
-from workflow.models import Call, CallFunder, Proposal
+from workflow.models import Call, CallFunder, Partner, Proposal
 from workflow.operations import transition
+from workflow.paging import Window
 from workflow.timefmt import format_eur, format_instant
 
 EPS = 1e-9
@@ -131,6 +132,51 @@ def frozen_problem(session: Session, call_id: int, stage: str) -> str | None:
 
 def requested_amount(proposal: Proposal) -> int:
     return sum(p.requested_amount for p in proposal.partners if p.requests_funding)
+
+
+# Partner.requests_funding as SQL, for the sums over many proposals in one statement.
+REQUESTS_FUNDING = (Partner.funder_id.is_not(None), Partner.own_funded.is_(False))
+
+
+def requested_amounts(session: Session, proposal_ids) -> dict[int, int]:
+    """`requested_amount` of many proposals in one statement (a list of ids or a SELECT of them);
+    a proposal without a funded partner is missing (0)."""
+    return {pid: int(total) for pid, total in session.execute(
+        select(Partner.proposal_id, func.sum(Partner.requested_amount))
+        .where(Partner.proposal_id.in_(proposal_ids), *REQUESTS_FUNDING).group_by(Partner.proposal_id))}
+
+
+@dataclass(frozen=True)
+class RankedProposal:
+    """One place of a stored ranking list with what the pages and exports show beside it."""
+
+    entry: RankingEntry
+    proposal: Proposal
+    consensus: PanelConsensus | None
+    requested: int
+
+
+def ranking_size(session: Session, ranking: RankingList) -> int:
+    return session.scalar(select(func.count(RankingEntry.id)).where(RankingEntry.ranking_id == ranking.id))
+
+
+def ranked_proposals(session: Session, ranking: RankingList, window: Window | None = None) -> list[RankedProposal]:
+    """The list in rank order (only the places of `window` when given), with each proposal's consensus of
+    the list's stage and its requested amount: a fixed number of statements, whatever its length."""
+    from reviews.aggregation import consensus_by_proposal
+
+    if window is None:
+        entries = list(ranking.entries)
+        ids = select(RankingEntry.proposal_id).where(RankingEntry.ranking_id == ranking.id)
+    else:
+        entries = list(session.scalars(window.apply(select(RankingEntry).where(
+            RankingEntry.ranking_id == ranking.id).order_by(RankingEntry.rank))))
+        ids = [e.proposal_id for e in entries]
+    proposals = {p.id: p for p in session.scalars(select(Proposal).where(Proposal.id.in_(ids)))}
+    consensus = consensus_by_proposal(session, ids, ranking.stage)
+    requested = requested_amounts(session, ids)
+    return [RankedProposal(e, proposals[e.proposal_id], consensus.get(e.proposal_id),
+                           requested.get(e.proposal_id, 0)) for e in entries]
 
 
 def candidates(session: Session, call: Call, stage: str) -> tuple[list[tuple[Proposal, PanelConsensus]], list[Proposal]]:
@@ -250,11 +296,11 @@ def invitation_budget(session: Session, call: Call, invited_ids: Iterable[int]) 
     ids = set(invited_ids)
     requested: dict[int, int] = {}
     if ids:
-        for p in session.scalars(select(Proposal).where(Proposal.call_id == call.id, Proposal.id.in_(ids))
-                                 .options(selectinload(Proposal.partners))):
-            for partner in p.partners:
-                if partner.requests_funding:
-                    requested[partner.funder_id] = requested.get(partner.funder_id, 0) + partner.requested_amount
+        requested = {fid: int(total) for fid, total in session.execute(
+            select(Partner.funder_id, func.sum(Partner.requested_amount))
+            .join(Proposal, Proposal.id == Partner.proposal_id)
+            .where(Proposal.call_id == call.id, Proposal.id.in_(sorted(ids)), *REQUESTS_FUNDING)
+            .group_by(Partner.funder_id))}
     rows = []
     for cf in session.scalars(select(CallFunder).where(CallFunder.call_id == call.id)):
         asked = requested.get(cf.funder_id, 0)

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections import defaultdict
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field, replace
 
-from sqlalchemy import select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -26,6 +26,7 @@ from workflow import audit, outbox
 from workflow.clock import utcnow
 from workflow.errors import ChangedMeanwhile, DomainError, InvalidInput
 from workflow.models import AuditEvent, Call, OutboxMessage, Proposal, User
+from workflow.paging import Window
 from workflow.timefmt import format_instant
 
 SCORE_VALUES = tuple(i / 2 for i in range(11))  # 0, 0.5, ..., 5
@@ -246,22 +247,30 @@ class MyAssignment:
 
 
 def my_assignments(session: Session, actor, call: Call) -> list[MyAssignment]:
-    """The reviewer's own assignments in the call with their progress (conflicted ones never show)."""
-    from reviews.conflicts import is_conflicted
+    """The reviewer's own assignments in the call with their progress (conflicted ones never show), in a
+    fixed number of statements however many there are."""
+    from reviews.conflicts import conflicted_proposals
 
     if actor is None:
         return []
+    pairs = session.execute(
+        select(ReviewAssignment, Proposal).join(Proposal, Proposal.id == ReviewAssignment.proposal_id)
+        .where(ReviewAssignment.call_id == call.id, ReviewAssignment.reviewer_id == actor.id)
+        .order_by(ReviewAssignment.stage.desc(), ReviewAssignment.id)).all()
+    if not pairs:
+        return []
+    conflicted = conflicted_proposals(session, actor, call, list({p.id: p for _a, p in pairs}.values()))
+    reviews = {r.assignment_id: r for r in session.scalars(select(Review).where(
+        Review.assignment_id.in_([a.id for a, _p in pairs])))}
     rows = []
-    for a in session.scalars(select(ReviewAssignment).where(
-            ReviewAssignment.call_id == call.id, ReviewAssignment.reviewer_id == actor.id)
-            .order_by(ReviewAssignment.stage.desc(), ReviewAssignment.id)):
-        if is_conflicted(session, actor, a.proposal):
+    for a, p in pairs:
+        if p.id in conflicted:
             continue
-        review = review_of(session, a)
+        review = reviews.get(a.id)
         status = "not started" if review is None else review.status
-        why = edit_problem(a.proposal, a.stage, review)
-        rows.append(MyAssignment(a.id, a.proposal_id, a.proposal.reference, a.proposal.acronym, a.proposal.title,
-                                 a.stage, status, why is None, why))
+        why = edit_problem(p, a.stage, review)
+        rows.append(MyAssignment(a.id, a.proposal_id, p.reference, p.acronym, p.title, a.stage, status, why is None,
+                                 why))
     return rows
 
 
@@ -327,3 +336,130 @@ def review_deadline(session: Session, call: Call, kind: str) -> dt.datetime | No
             except ValueError:
                 return None
     return None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The secretariat's tables of who reviews which proposal, one page at a time: a fixed number of
+# statements whatever the number of proposals.
+
+
+@dataclass(frozen=True)
+class AssignedReview:
+    assignment: ReviewAssignment
+    reviewer_name: str
+    review: Review | None
+    conflicted: bool = False  # the reviewer is conflicted with the proposal now
+
+
+@dataclass(frozen=True)
+class ProposalReviews:
+    """One proposal's row: its reviewers and their reviews."""
+
+    proposal: Proposal
+    reviews: list[AssignedReview]
+    available: list[User] = field(default_factory=list)  # reviewers who can still be added (assignment)
+    conflicted: int = 0  # how many of the call's reviewers are conflicted with it
+    late: bool = False  # the review deadline passed and reviews are missing
+
+    @property
+    def done(self) -> int:
+        return sum(1 for r in self.reviews if r.review is not None and r.review.status == "submitted")
+
+    @property
+    def total(self) -> int:
+        return len(self.reviews)
+
+
+def in_review_count(session: Session, call: Call, stage: str) -> int:
+    return session.scalar(select(func.count(Proposal.id)).where(
+        Proposal.call_id == call.id, Proposal.state == REVIEW_STATE[stage]))
+
+
+def review_counts(session: Session, call: Call, stage: str) -> dict[str, int]:
+    """The stage's proposals under review, assignments and submitted reviews, counted."""
+    return {
+        "in_review": in_review_count(session, call, stage),
+        "assignments": session.scalar(select(func.count(ReviewAssignment.id)).where(
+            ReviewAssignment.call_id == call.id, ReviewAssignment.stage == stage)),
+        "submitted": session.scalar(select(func.count(Review.id)).join(Proposal, Proposal.id == Review.proposal_id)
+                                    .where(Proposal.call_id == call.id, Review.stage == stage,
+                                           Review.status == "submitted")),
+    }
+
+
+def _assigned(session: Session, proposal_ids: list[int], stage: str) -> dict[int, list[tuple]]:
+    """{proposal id: [(assignment, its review or None, reviewer's name)]} in assignment order."""
+    out: dict[int, list[tuple]] = defaultdict(list)
+    for a, review, name in session.execute(
+            select(ReviewAssignment, Review, User.name)
+            .join(User, User.id == ReviewAssignment.reviewer_id)
+            .outerjoin(Review, Review.assignment_id == ReviewAssignment.id)
+            .where(ReviewAssignment.proposal_id.in_(proposal_ids), ReviewAssignment.stage == stage)
+            .order_by(ReviewAssignment.id)):
+        out[a.proposal_id].append((a, review, name))
+    return out
+
+
+def assignment_table(session: Session, call: Call, stage: str, window: Window | None = None
+                     ) -> tuple[list[ProposalReviews], Counter, list[User]]:
+    """(the proposals under review, by reference, with their reviewers and the reviewers who can still be
+    added; each reviewer's load in the stage; the call's reviewers). Only the page `window` when given."""
+    from reviews.conflicts import call_reviewers, conflicts_by_pair, with_people
+
+    stmt = (select(Proposal).where(Proposal.call_id == call.id, Proposal.state == REVIEW_STATE[stage])
+            .order_by(Proposal.reference, Proposal.id))
+    proposals = with_people(session, list(session.scalars(stmt if window is None else window.apply(stmt))))
+    reviewers = call_reviewers(session, call)
+    conflicts = conflicts_by_pair(session, call, proposals, reviewers)
+    assigned = _assigned(session, [p.id for p in proposals], stage)
+    load = Counter(dict(session.execute(
+        select(ReviewAssignment.reviewer_id, func.count(ReviewAssignment.id))
+        .where(ReviewAssignment.call_id == call.id, ReviewAssignment.stage == stage)
+        .group_by(ReviewAssignment.reviewer_id)).all()))
+    rows = []
+    for p in proposals:
+        mine = assigned.get(p.id, [])
+        taken = {a.reviewer_id for a, _r, _n in mine}
+        rows.append(ProposalReviews(
+            p, [AssignedReview(a, name, review, (p.id, a.reviewer_id) in conflicts) for a, review, name in mine],
+            available=[r for r in reviewers if r.id not in taken and (p.id, r.id) not in conflicts],
+            conflicted=sum(1 for r in reviewers if (p.id, r.id) in conflicts)))
+    return rows, load, reviewers
+
+
+def _in_progress(call: Call, stage: str) -> tuple:
+    # Proposals beyond review (e.g. with the panel) keep their reviews: every proposal with assignments.
+    assigned = select(ReviewAssignment.proposal_id).where(ReviewAssignment.call_id == call.id,
+                                                          ReviewAssignment.stage == stage)
+    return Proposal.call_id == call.id, or_(Proposal.state == REVIEW_STATE[stage], Proposal.id.in_(assigned))
+
+
+def progress_size(session: Session, call: Call, stage: str) -> int:
+    return session.scalar(select(func.count(Proposal.id)).where(*_in_progress(call, stage)))
+
+
+def progress_summary(session: Session, call: Call, stage: str) -> dict[str, int]:
+    """The stage's assignments and how many of their reviews are submitted, over the whole call."""
+    assigned, submitted = session.execute(
+        select(func.count(ReviewAssignment.id), func.count(Review.id))
+        .outerjoin(Review, (Review.assignment_id == ReviewAssignment.id) & (Review.status == "submitted"))
+        .where(ReviewAssignment.call_id == call.id, ReviewAssignment.stage == stage)).one()
+    return {"assigned": assigned, "submitted": submitted}
+
+
+def review_progress(session: Session, call: Call, stage: str, *, late_now: bool = False,
+                    window: Window | None = None) -> list[ProposalReviews]:
+    """Per proposal of the stage (those under review first, then those beyond it, each by reference):
+    its reviewers and their reviews; `late_now`: the review deadline has passed. Only the page `window`
+    when given."""
+    stmt = (select(Proposal).where(*_in_progress(call, stage))
+            .order_by(case((Proposal.state == REVIEW_STATE[stage], 0), else_=1), Proposal.reference, Proposal.id))
+    proposals = list(session.scalars(stmt if window is None else window.apply(stmt)))
+    assigned = _assigned(session, [p.id for p in proposals], stage)
+    rows = []
+    for p in proposals:
+        row = ProposalReviews(p, [AssignedReview(a, name, review) for a, review, name in assigned.get(p.id, [])])
+        if late_now and p.state == REVIEW_STATE[stage] and row.done < row.total:
+            row = replace(row, late=True)
+        rows.append(row)
+    return rows

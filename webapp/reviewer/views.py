@@ -9,7 +9,7 @@ from sqlalchemy import select
 from reviews import pool
 from reviews.aggregation import proposal_aggregate
 from reviews.common import proposal_stage
-from reviews.conflicts import declare_conflict, proposals_for_declaration
+from reviews.conflicts import declare_conflict, live_count, proposals_for_declaration
 from reviews.models import ReviewAssignment
 from reviews.scoring import (
     RECOMMENDATIONS,
@@ -34,12 +34,13 @@ from webapp.reviewer.forms import (
     ProfileForm,
     review_form_class,
 )
-from webapp.views import allow, get_or_404, refuse
+from webapp.views import allow, get_or_404, page_arg, refuse
 from workflow import accounts, audit
 from workflow.access import DECLARATION_FIRST, can, is_reviewer
 from workflow.documents import document_slots
 from workflow.errors import AccessDenied, ChangedMeanwhile, DomainError
 from workflow.models import Call, Proposal, Rebuttal
+from workflow.paging import Window
 
 NO_ASSIGNMENT = "no review of this proposal is assigned to you"
 STAGE_NAMES = {"pre": "pre-proposal", "full": "full proposal"}
@@ -287,14 +288,16 @@ def profile(call_id: int):
 
 
 def _conflicts_page(call: Call, forms: dict, code: int = 200):
+    # A refused declaration comes back to the page it was sent from (its form carries ?page=).
+    p = Window(live_count(db(), call), page_arg())
     try:
-        items = proposals_for_declaration(db(), actor(), call)
+        items = proposals_for_declaration(db(), actor(), call, p)
     except DomainError as err:
         _deny(str(err))
     for item in items:
         form = forms.setdefault(item.proposal_id, ConflictForm(formdata=None, prefix=f"p{item.proposal_id}"))
         form.reason.label.text = f"What is your conflict with {item.acronym}?"
-    return render_template("reviewer/conflicts.html", call=call, items=items, forms=forms), code
+    return render_template("reviewer/conflicts.html", call=call, items=items, forms=forms, p=p), code
 
 
 @bp.get("/calls/<int:call_id>/conflicts")
@@ -323,7 +326,7 @@ def declare(call_id: int, proposal_id: int):
         else:
             flash(f"Your conflict of interest with {acronym} is recorded. You will not be asked to review it "
                   "and it is not shown to you.", "success")
-            return redirect(url_for(".conflicts", call_id=call.id))
+            return redirect(url_for(".conflicts", call_id=call.id, page=page_arg()))
     return _conflicts_page(call, {proposal.id: form}, 422)
 
 

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter
 from zoneinfo import ZoneInfo
 
 from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import select, true
+from sqlalchemy import select
 from wtforms import (
     DateTimeLocalField,
     EmailField,
@@ -44,6 +43,7 @@ from reviews.aggregation import (
     consensus_of,
     enough_reviews_problem,
     enter_consensus,
+    panel_size,
     panel_table,
     proposal_aggregate,
 )
@@ -57,14 +57,8 @@ from reviews.assignment import (
     remove_assignment,
     wanted_reviewers,
 )
-from reviews.common import REVIEW_STATE, fmt_score, proposal_stage
-from reviews.conflicts import (
-    call_conflicts,
-    call_reviewers,
-    conflicts_by_pair,
-    detect_conflicts,
-    override_conflict,
-)
+from reviews.common import fmt_score, proposal_stage, reviewer_ids
+from reviews.conflicts import call_conflicts, detect_conflicts, override_conflict
 from reviews.models import Review, ReviewAssignment
 from reviews.pool import invite_reviewer, reviewer_pool
 from reviews.ranking import (
@@ -74,11 +68,23 @@ from reviews.ranking import (
     build_ranking,
     frozen_problem,
     invitation_budget,
+    ranked_proposals,
     ranking_of,
-    requested_amount,
+    ranking_size,
     send_invitations,
 )
-from reviews.scoring import parse_score, reopen_review, review_deadline, send_reminders
+from reviews.scoring import (
+    assignment_table,
+    in_review_count,
+    parse_score,
+    progress_size,
+    progress_summary,
+    reopen_review,
+    review_counts,
+    review_deadline,
+    review_progress,
+    send_reminders,
+)
 from reviews.visibility import reviews_for
 from webapp.auth import actor
 from webapp.db import commit, db
@@ -87,10 +93,11 @@ from webapp.pdfs import html_to_pdf
 from webapp.reviewer.forms import score_choices
 from webapp.reviewer.views import invitation_link
 from webapp.secretariat import bp
-from webapp.views import allow, get_or_404, refuse
+from webapp.views import allow, get_or_404, page_arg, refuse
 from workflow.clock import utcnow
 from workflow.errors import AccessDenied, DomainError
 from workflow.models import Call, Proposal, Rebuttal, User
+from workflow.paging import Window
 
 STAGE_NAMES = {"pre": "pre-proposal", "full": "full proposal"}
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
@@ -142,18 +149,9 @@ def _render(template: str, call: Call, code: int = 200, **context):
 @bp.get("/calls/<int:call_id>/reviews")
 def reviews_home(call_id: int):
     call = _call(call_id, "review.assign")
-    stages = []
-    for kind in _stage_kinds(call):
-        in_review = db().scalars(select(Proposal.id).where(
-            Proposal.call_id == call.id, Proposal.state == REVIEW_STATE[kind])).all()
-        assignments = db().scalars(select(ReviewAssignment.id).where(
-            ReviewAssignment.call_id == call.id, ReviewAssignment.stage == kind)).all()
-        submitted = db().scalars(select(Review.id).join(Proposal, Proposal.id == Review.proposal_id).where(
-            Proposal.call_id == call.id, Review.stage == kind, Review.status == "submitted")).all()
-        ranking = ranking_of(db(), call, kind)
-        stages.append({"kind": kind, "in_review": len(in_review), "assignments": len(assignments),
-                       "submitted": len(submitted), "ranking": ranking})
-    pool_size = len(call_reviewers(db(), call))
+    stages = [{"kind": kind, **review_counts(db(), call, kind), "ranking": ranking_of(db(), call, kind)}
+              for kind in _stage_kinds(call)]
+    pool_size = len(reviewer_ids(db(), call))
     return _render("reviews_home.html", call, stages=stages, pool_size=pool_size)
 
 
@@ -171,7 +169,8 @@ def _pool_page(call: Call, form: InviteReviewerForm, code: int = 200):
         rows = reviewer_pool(db(), actor(), call)
     except AccessDenied as err:
         _deny(err)
-    return _render("reviews_pool.html", call, code, rows=rows, form=form)
+    p = Window(len(rows), page_arg())
+    return _render("reviews_pool.html", call, code, rows=p.slice(rows), p=p, form=form)
 
 
 @bp.get("/calls/<int:call_id>/reviews/pool")
@@ -213,7 +212,8 @@ def reviews_conflicts(call_id: int):
         rows = call_conflicts(db(), actor(), call)
     except AccessDenied as err:
         _deny(err)
-    return _render("reviews_conflicts.html", call, rows=rows, form=ConfirmForm(),
+    p = Window(len(rows), page_arg())
+    return _render("reviews_conflicts.html", call, rows=p.slice(rows), p=p, form=ConfirmForm(),
                    same_country=call.settings.evaluation.conflict_same_country)
 
 
@@ -294,31 +294,11 @@ class PreviewDecisionForm(FlaskForm):
     token = HiddenField()
 
 
-def _assignment_rows(call: Call, kind: str) -> tuple[list[dict], Counter, list[User]]:
-    proposals = list(db().scalars(select(Proposal).where(
-        Proposal.call_id == call.id, Proposal.state == REVIEW_STATE[kind]).order_by(Proposal.reference)))
-    reviewers = call_reviewers(db(), call)
-    conflicts = conflicts_by_pair(db(), call, proposals, reviewers)
-    assignments = list(db().scalars(select(ReviewAssignment).where(
-        ReviewAssignment.call_id == call.id, ReviewAssignment.stage == kind).order_by(ReviewAssignment.id)))
-    reviews = {r.assignment_id: r for r in db().scalars(select(Review).where(
-        Review.assignment_id.in_([a.id for a in assignments])))} if assignments else {}
-    load = Counter(a.reviewer_id for a in assignments)
-    rows = []
-    for p in proposals:
-        mine = [a for a in assignments if a.proposal_id == p.id]
-        taken = {a.reviewer_id for a in mine}
-        available = [r for r in reviewers if r.id not in taken and (p.id, r.id) not in conflicts]
-        rows.append({"proposal": p, "assignments": [(a, reviews.get(a.id), (p.id, a.reviewer_id) in conflicts)
-                                                    for a in mine],
-                     "available": available, "conflicted": sum(1 for r in reviewers if (p.id, r.id) in conflicts)})
-    return rows, load, reviewers
-
-
 def _assignments_page(call: Call, kind: str, auto: AutoForm, code: int = 200):
-    rows, load, reviewers = _assignment_rows(call, kind)
+    p = Window(in_review_count(db(), call, kind), page_arg())
+    rows, load, reviewers = assignment_table(db(), call, kind, p)
     return _render("reviews_assignments.html", call, code, kind=kind, rows=rows, load=load, reviewers=reviewers,
-                   auto=auto, form=ConfirmForm(), wanted=wanted_reviewers(call))
+                   auto=auto, form=ConfirmForm(), wanted=wanted_reviewers(call), p=p)
 
 
 @bp.get("/calls/<int:call_id>/reviews/<kind>/assignments")
@@ -495,28 +475,12 @@ def _progress_page(call: Call, kind: str, form: ReminderForm, code: int = 200):
     deadline = review_deadline(db(), call, kind)
     now = utcnow()
     late_now = deadline is not None and now >= deadline
-    rows, _load, _reviewers = _assignment_rows(call, kind)
-    # Proposals beyond review (e.g. with the panel) keep their reviews: list every proposal with assignments.
-    listed = {r["proposal"].id for r in rows}
-    others = list(db().scalars(select(Proposal).join(ReviewAssignment, ReviewAssignment.proposal_id == Proposal.id)
-                               .where(ReviewAssignment.call_id == call.id, ReviewAssignment.stage == kind,
-                                      Proposal.id.notin_(listed) if listed else true())
-                               .distinct().order_by(Proposal.reference)))
-    for p in others:
-        mine = list(db().scalars(select(ReviewAssignment).where(
-            ReviewAssignment.proposal_id == p.id, ReviewAssignment.stage == kind).order_by(ReviewAssignment.id)))
-        reviews = {r.assignment_id: r for r in db().scalars(select(Review).where(
-            Review.assignment_id.in_([a.id for a in mine])))}
-        rows.append({"proposal": p, "assignments": [(a, reviews.get(a.id), False) for a in mine],
-                     "available": [], "conflicted": 0})
-    for row in rows:
-        done = sum(1 for _a, r, _c in row["assignments"] if r is not None and r.status == "submitted")
-        row["done"], row["total"] = done, len(row["assignments"])
-        row["late"] = late_now and row["proposal"].state == REVIEW_STATE[kind] and done < row["total"]
+    p = Window(progress_size(db(), call, kind), page_arg())
+    rows = review_progress(db(), call, kind, late_now=late_now, window=p)
     if form.deadline.data is None and deadline is not None and request.method == "GET":
         form.deadline.data = deadline.astimezone(ZoneInfo(call.time_zone)).replace(tzinfo=None)
     return _render("reviews_progress.html", call, code, kind=kind, rows=rows, form=form, deadline=deadline,
-                   late_now=late_now)
+                   late_now=late_now, p=p, summary=progress_summary(db(), call, kind))
 
 
 @bp.get("/calls/<int:call_id>/reviews/<kind>/progress")
@@ -588,10 +552,11 @@ def reviews_reopen(review_id: int):
 def reviews_panel(call_id: int, kind: str):
     call = _staged(call_id, kind, "panel.manage")
     try:
-        rows = panel_table(db(), actor(), call, kind)
+        p = Window(panel_size(db(), actor(), call, kind), page_arg())
+        rows = panel_table(db(), actor(), call, kind, window=p)
     except AccessDenied as err:
         _deny(err)
-    return _render("reviews_panel.html", call, kind=kind, rows=rows, form=ConfirmForm(),
+    return _render("reviews_panel.html", call, kind=kind, rows=rows, p=p, form=ConfirmForm(),
                    consensus_state=CONSENSUS_STATE[kind], frozen=frozen_problem(db(), call.id, kind),
                    recommendations=PANEL_RECOMMENDATIONS, fmt_score=fmt_score)
 
@@ -700,16 +665,16 @@ def reviews_consensus_post(proposal_id: int):
 # The ranking list
 
 
-def _ranking_context(call: Call, kind: str) -> dict:
+def _ranking_context(call: Call, kind: str, *, paged: bool = False) -> dict:
+    """The stage's ranking list: whole (the invitations' budgets and counts are over all of it), or with
+    `paged` the places of the requested page (and the window `p`)."""
     ranking = ranking_of(db(), call, kind)
-    entries = []
-    if ranking is not None:
-        for e in ranking.entries:
-            c = consensus_of(db(), e.proposal, kind)
-            entries.append({"entry": e, "proposal": e.proposal, "consensus": c,
-                            "requested": requested_amount(e.proposal)})
+    ctx = {}
+    if paged:
+        ctx["p"] = Window(ranking_size(db(), ranking) if ranking is not None else 0, page_arg())
+    entries = ranked_proposals(db(), ranking, ctx.get("p")) if ranking is not None else []
     approver = db().get(User, ranking.approved_by_id) if ranking is not None and ranking.approved_by_id else None
-    return {"ranking": ranking, "entries": entries, "approver": approver}
+    return dict(ctx, ranking=ranking, entries=entries, approver=approver)
 
 
 def _ranking_page(call: Call, kind: str, code: int = 200, ties=None, votes=None, vote_note: str = ""):
@@ -718,7 +683,7 @@ def _ranking_page(call: Call, kind: str, code: int = 200, ties=None, votes=None,
                    fmt_score=fmt_score, criteria=call.settings.evaluation.criteria,
                    tie_break=[c.name for k in call.settings.evaluation.tie_break
                               for c in call.settings.evaluation.criteria if c.key == k],
-                   **_ranking_context(call, kind))
+                   **_ranking_context(call, kind, paged=True))
 
 
 @bp.get("/calls/<int:call_id>/reviews/<kind>/ranking")
@@ -805,28 +770,45 @@ def _chosen_ids(values: list[str]) -> list[int]:
     return list(dict.fromkeys(out))
 
 
-def _invitations_page(call: Call, chosen: list[int], form: SendInvitationsForm, code: int = 200):
-    ctx = _ranking_context(call, "pre")
-    listed = {e["proposal"].id for e in ctx["entries"]}
+def _invitations_page(call: Call, chosen: list[int], form: SendInvitationsForm, code: int = 200, *,
+                      ctx: dict | None = None, explicit: bool = True):
+    """`explicit`: the chosen set came with the request (else it is the panel's recommendation, which
+    every page of the list computes again, so the page links need not carry it)."""
+    ctx = ctx or _ranking_context(call, "pre")
+    entries = ctx["entries"]
+    listed = {e.proposal.id for e in entries}
     chosen = [pid for pid in chosen if pid in listed]
+    chosen_set = set(chosen)
     budget = invitation_budget(db(), call, chosen)
-    decided = [e for e in ctx["entries"] if e["proposal"].state in ("invited", "not_invited")]
-    pending = [e for e in ctx["entries"] if e["proposal"].state == "pre_review"]
-    requested = sum(e["requested"] for e in ctx["entries"] if e["proposal"].id in chosen)
-    return _render("reviews_invitations.html", call, code, kind="pre", chosen=chosen, budget=budget, form=form,
-                   guidance=INVITATION_BUDGET_GUIDANCE, decided=decided, pending=pending, requested=requested,
+    decided = [e for e in entries if e.proposal.state in ("invited", "not_invited")]
+    pending = [e for e in entries if e.proposal.state == "pre_review"]
+    requested = sum(e.requested for e in entries if e.proposal.id in chosen_set)
+    invited_now = [e.proposal.acronym for e in pending if e.proposal.id in chosen_set]
+    # One page of the ranking list; the budgets, counts and the send form cover the whole list.
+    p = Window(len(entries), page_arg())
+    shown = p.slice(entries)
+    shown_ids = {e.proposal.id for e in shown}
+    page_args = dict(call_id=call.id, chosen=1, invite=chosen) if explicit else dict(call_id=call.id)
+    return _render("reviews_invitations.html", call, code, kind="pre", chosen=chosen, chosen_set=chosen_set,
+                   budget=budget, form=form, guidance=INVITATION_BUDGET_GUIDANCE, decided=decided, pending=pending,
+                   requested=requested, invited_now=invited_now,
+                   decided_shown=[e for e in shown if e.proposal.state in ("invited", "not_invited")],
+                   pending_shown=[e for e in shown if e.proposal.state == "pre_review"],
+                   chosen_elsewhere=[pid for pid in chosen if pid not in shown_ids], p=p, page_args=page_args,
                    recommendations=PANEL_RECOMMENDATIONS, fmt_score=fmt_score, **ctx)
 
 
 @bp.get("/calls/<int:call_id>/reviews/pre/invitations")
 def reviews_invitations(call_id: int):
     call = _staged(call_id, "pre", "panel.manage")
-    if request.args.get("chosen"):
+    ctx = _ranking_context(call, "pre")
+    explicit = bool(request.args.get("chosen"))
+    if explicit:
         chosen = _chosen_ids(request.args.getlist("invite"))
     else:  # first visit: the proposals the panel recommended
-        chosen = [e["proposal"].id for e in _ranking_context(call, "pre")["entries"]
-                  if e["consensus"] is not None and e["consensus"].recommendation != "not_recommended"]
-    return _invitations_page(call, chosen, SendInvitationsForm(formdata=None))
+        chosen = [e.proposal.id for e in ctx["entries"]
+                  if e.consensus is not None and e.consensus.recommendation != "not_recommended"]
+    return _invitations_page(call, chosen, SendInvitationsForm(formdata=None), ctx=ctx, explicit=explicit)
 
 
 @bp.post("/calls/<int:call_id>/reviews/pre/invitations")

@@ -1,0 +1,241 @@
+"""The review pages at the scale of a real call: each sends the same number of SQL statements with a few
+proposals and with many (no query per proposal, reviewer or assignment), the long lists come in pages of
+50 whose links keep the list's filters, and what is shown above a list (budgets, counts) still covers the
+whole list."""
+
+from __future__ import annotations
+
+import html as htmllib
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import event, select, update
+
+from reviews.models import PanelConsensus, RankingList
+from reviews.ranking import approve_ranking, build_ranking, invitation_budget
+from tests import factories as f
+from tests.unit.reviews_helpers import assign, make_proposal, make_reviewer, submitted_review
+from tests.web.test_funder import login
+from workflow.accounts import grant_role
+
+FEW, MANY = 3, 60  # MANY crosses a 50-row page
+GOOD = {"excellence": 4.5, "impact": 4, "implementation": 4}
+NOW = f.PRE_CLOSED
+
+
+@contextmanager
+def statements(app):
+    seen = []
+
+    def count(*_args):
+        seen.append(1)
+
+    engine = app.extensions["jointcall.engine"]
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+@dataclass
+class World:
+    call: object
+    sec: object
+    reviewers: list  # the first three review every proposal
+    proposals: list
+
+    def base(self) -> str:
+        return f"/secretariat/calls/{self.call.id}/reviews"
+
+
+def add_proposals(session, w: World, n: int) -> None:
+    """n pre-proposals under review, each with three submitted reviews and the panel's consensus; every
+    one requests a different amount, so the ranking needs no panel vote."""
+    for _ in range(n):
+        i = len(w.proposals)
+        partners = (("Charité Berlin", "DE", "DFG-T", 100_000 + 1_000 * i), ("Institut Curie", "FR", "ANR-T", 50_000),
+                    ("Hospital Clínic", "ES", "ISCIII-T", 20_000))
+        p = make_proposal(session, w.call, f"P{i:03d}", state="pre_review", partners=partners)
+        for reviewer in w.reviewers[:3]:
+            submitted_review(session, assign(session, p, reviewer, stage="pre"), GOOD)
+        session.add(PanelConsensus(call_id=w.call.id, proposal_id=p.id, stage="pre", scores=GOOD, weighted_total=12.5,
+                                   recommendation="recommended" if i % 2 else "recommended_if_funds",
+                                   summary=f"Summary of P{i:03d}.", entered_by_id=w.sec.id, entered_at=NOW))
+        w.proposals.append(p)
+    session.flush()
+
+
+def rank(session, w: World) -> None:
+    """(Re)build the pre-stage ranking and approve it (an approved list is reopened first: the test grows
+    the call behind the freeze)."""
+    session.execute(update(RankingList).values(status="draft", approved_by_id=None, approved_at=None))
+    build_ranking(session, w.sec, w.call, "pre")
+    session.flush()
+    session.expire_all()
+    approve_ranking(session, w.sec, session.scalar(select(RankingList)))
+    session.commit()
+
+
+def build(session, frozen, n: int, reviewers: int = 4) -> World:
+    frozen(NOW)
+    call = f.make_call(session)
+    sec = f.make_user(session, "Sam Secretariat", email="sam@jcs.example.org")
+    grant_role(session, None, sec, "secretariat", call.id)
+    people = [make_reviewer(session, call, f"Reviewer {i:02d}", email=f"r{i}@rev{i}.example.net",
+                            organisation=f"University {i}", country="NO") for i in range(reviewers)]
+    # Works where every proposal's first partner does: a detected conflict with each proposal.
+    people.append(make_reviewer(session, call, "Carla Conti", email="carla@charite.example.de",
+                                organisation="Charité Berlin", country="DE"))
+    w = World(call, sec, people, [])
+    add_proposals(session, w, n)
+    rank(session, w)
+    return w
+
+
+@pytest.fixture
+def big(session, frozen):
+    return build(session, frozen, MANY, reviewers=52)
+
+
+def pages(w: World) -> list[str]:
+    base = w.base()
+    return [base, base + "/pool", base + "/conflicts", base + "/pre/assignments", base + "/pre/progress",
+            base + "/pre/panel", base + "/pre/ranking", base + "/pre/invitations",
+            base + "/pre/export/reviews.csv", base + "/pre/export/scores.xlsx", base + "/pre/export/ranking.xlsx",
+            base + "/pre/export/ranking.pdf"]
+
+
+def reviewer_pages(w: World) -> list[str]:
+    return [f"/review/calls/{w.call.id}", f"/review/calls/{w.call.id}/conflicts"]
+
+
+def count_statements(app, client, urls) -> dict[str, int]:
+    out = {}
+    for url in urls:
+        with statements(app) as seen:
+            r = client.get(url)
+            assert r.status_code == 200, url
+        out[url] = len(seen)
+    return out
+
+
+def test_the_review_pages_and_exports_send_as_many_statements_for_many_proposals_as_for_few(
+        app, client, session, frozen):
+    w = build(session, frozen, FEW)
+    login(client, w.sec)
+    few = count_statements(app, client, pages(w))
+    login(client, w.reviewers[0])
+    few_reviewer = count_statements(app, client, reviewer_pages(w))
+
+    add_proposals(session, w, MANY - FEW)
+    for i in range(6):  # a bigger pool too
+        w.reviewers.append(make_reviewer(session, w.call, f"Extra {i}", email=f"x{i}@extra{i}.example.net"))
+    rank(session, w)
+    login(client, w.sec)
+    many = count_statements(app, client, pages(w))
+    login(client, w.reviewers[0])
+    many_reviewer = count_statements(app, client, reviewer_pages(w))
+    assert {url: (few[url], n) for url, n in many.items() if n != few[url]} == {}
+    assert {url: (few_reviewer[url], n) for url, n in many_reviewer.items() if n != few_reviewer[url]} == {}
+
+
+def ids(html: str, pattern: str) -> list[str]:
+    return re.findall(pattern, html)
+
+
+def next_link(html: str) -> str:
+    """The href of the pager's "Next" link, as a browser would follow it."""
+    return htmllib.unescape(re.search(r'<a class="page-link" rel="next" href="([^"]+)"', html).group(1))
+
+
+@pytest.mark.parametrize(("path", "row"), [
+    ("/pre/ranking", r'<tr id="rank-(\d+)"'),
+    ("/pre/panel", r'<tr id="panel-(\d+)"'),
+    ("/pre/progress", r'<tr id="progress-(\d+)"'),
+    ("/pre/assignments", r'<tr id="proposal-(\d+)"'),
+    ("/pool", r'<tr id="reviewer-(\d+)"'),
+    ("/conflicts", r'<tr class="conflict-row" data-proposal="(\d+)" data-reviewer="(\d+)"'),
+])
+def test_long_review_lists_come_in_pages_of_fifty(client, big, path, row):
+    login(client, big.sec)
+    first = client.get(big.base() + path).get_data(as_text=True)
+    assert len(ids(first, row)) == 50
+    assert 'aria-current="page">1</a>' in first and re.search(r"Showing 1–50 of \d+", first)
+    second = client.get(next_link(first)).get_data(as_text=True)
+    rest = ids(second, row)
+    assert rest and not set(rest) & set(ids(first, row))
+    assert 'rel="prev"' in second and re.search(r"Showing 51–\d+ of \d+, page 2 of 2", second)
+
+
+def test_the_ranking_continues_on_its_second_page_and_the_totals_above_cover_every_proposal(client, big):
+    login(client, big.sec)
+    second = client.get(big.base() + "/pre/ranking?page=2").get_data(as_text=True)
+    assert ids(second, r'<tr id="rank-(\d+)"') == [str(n) for n in range(51, MANY + 1)]
+    progress = client.get(big.base() + "/pre/progress?page=2").get_data(as_text=True)
+    reviews = 3 * MANY
+    assert f"{MANY} proposals; {reviews} of {reviews} assigned reviews submitted." in re.sub(r"\s+", " ", progress)
+    # A page number beyond the last shows the last page.
+    assert ids(client.get(big.base() + "/pre/ranking?page=99").get_data(as_text=True),
+               r'<tr id="rank-(\d+)"')[0] == "51"
+
+
+def test_invitations_keep_the_whole_chosen_set_and_its_budgets_on_every_page(client, session, big):
+    login(client, big.sec)
+    first = client.get(big.base() + "/pre/invitations").get_data(as_text=True)
+    everyone = [p.id for p in big.proposals]  # the panel recommended all of them
+    budget = {b.funder: b for b in invitation_budget(session, big.call, everyone)}
+
+    def summary(html):
+        return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", re.search(r'<p id="invited-summary">.*?</p>', html,
+                                                                       re.S).group(0))).strip()
+
+    def dfg(html):
+        return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", re.search(r'<tr id="budget-DFG-T">.*?</tr>', html,
+                                                                       re.S).group(0)))
+
+    assert summary(first).startswith(f"{MANY} proposals chosen")
+    assert f"€{budget['DFG-T'].requested:,}" in dfg(first)
+    on_first = set(ids(first, r'<tr data-proposal="(\d+)"'))
+    assert len(on_first) == 50
+    second = client.get(next_link(first)).get_data(as_text=True)
+    on_second = set(ids(second, r'<tr data-proposal="(\d+)"'))
+    assert on_second and not on_second & on_first
+    assert summary(second) == summary(first) and dfg(second) == dfg(first)
+    # The update form of page 2 still carries the proposals chosen on page 1.
+    form = re.search(r'<form method="get"[^>]*id="choose-form">.*?</form>', second, re.S).group(0)
+    carried = set(ids(form, r'<input type="hidden" name="invite" value="(\d+)">'))
+    assert carried == on_first
+
+    # Unticking one proposal on page 2 keeps that choice when going back to page 1.
+    dropped = sorted(on_second)[0]
+    kept = [pid for pid in everyone if str(pid) != dropped]
+    url = big.base() + "/pre/invitations?chosen=1&page=2&" + "&".join(f"invite={pid}" for pid in kept)
+    page2 = client.get(url).get_data(as_text=True)
+    assert summary(page2).startswith(f"{MANY - 1} proposals chosen")
+    back = client.get(htmllib.unescape(re.search(r'<a class="page-link" rel="prev" href="([^"]+)"', page2)
+                                       .group(1))).get_data(as_text=True)
+    assert summary(back) == summary(page2)
+    assert f'name="invite" value="{dropped}"' not in back
+    assert f'name="invite" value="{sorted(on_second)[1]}"' in back
+
+
+def test_a_reviewer_declares_conflicts_page_by_page(client, session, big):
+    reviewer = big.reviewers[5]
+    login(client, reviewer)
+    url = f"/review/calls/{big.call.id}/conflicts"
+    first = client.get(url).get_data(as_text=True)
+    on_first = ids(first, r'<tr id="declare-(\d+)"')
+    assert len(on_first) == 50
+    second = client.get(next_link(first)).get_data(as_text=True)
+    on_second = ids(second, r'<tr id="declare-(\d+)"')
+    assert on_second and not set(on_second) & set(on_first)
+    # A refused declaration comes back on the page it was sent from.
+    target = on_second[0]
+    action = htmllib.unescape(re.search(rf'<form method="post" action="([^"]+/conflicts/{target}[^"]*)"', second)
+                              .group(1))
+    refused = client.post(action, data={f"p{target}-reason": " "})
+    assert refused.status_code == 422
+    assert ids(refused.get_data(as_text=True), r'<tr id="declare-(\d+)"') == on_second
