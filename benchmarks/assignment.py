@@ -5,7 +5,9 @@ secretariat's "automatic assignment" runs (load the call, match expertise, solve
 
     python -m benchmarks.assignment [--proposals 2000] [--load-cap 12]
 
-Reported per method: the whole preview's time (what the secretariat waits for), the solver's own time,
+Reported per method: the whole preview's time (what the secretariat waits for) and its CPU time (the same
+on an idle machine; less than the wall time when other processes share the cores), the time of each phase
+(load the call and its conflicts, score every reviewer-proposal pair, solve, explain the chosen pairs),
 the objective (sum of expertise affinities minus the country-spread penalties, as the preview states it),
 how many pairs were assigned and how many proposals stayed short of reviewers.
 """
@@ -15,7 +17,8 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 from benchmarks.common import sqlite_url
 from benchmarks.generate import generate
@@ -31,6 +34,42 @@ class Outcome:
     objective: float
     pairs: int
     uncovered: int
+    cpu_seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)  # phase -> wall seconds
+
+    def phase_words(self) -> str:
+        return ", ".join(f"{name} {seconds:.2f} s" for name, seconds in self.phases.items())
+
+
+# The phases of reviews.assignment.propose_assignment, by the module-level function that runs each.
+PHASES = {"load": "_load", "score": "build_problem", "solve": ("solve_flow", "solve_greedy"), "explain": "_explain"}
+
+
+@contextmanager
+def timed_phases(phases: dict[str, float]):
+    """Time each phase of the preview by wrapping its function in reviews.assignment while the block runs."""
+    from reviews import assignment
+
+    originals = {}
+
+    def wrap(name, fn):
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                phases[name] = phases.get(name, 0.0) + time.perf_counter() - started
+        return timed
+
+    for name, attrs in PHASES.items():
+        for attr in (attrs,) if isinstance(attrs, str) else attrs:
+            originals[attr] = getattr(assignment, attr)
+            setattr(assignment, attr, wrap(name, originals[attr]))
+    try:
+        yield phases
+    finally:
+        for attr, fn in originals.items():
+            setattr(assignment, attr, fn)
 
 
 def api_problem() -> str | None:
@@ -71,21 +110,23 @@ def run(proposals: int = 2000, reviewers: int = 600, reviews_each: int = 3, *, l
         with factory() as session:
             call = session.get(Call, summary.call_id)
             actor = session.get(User, summary.secretariat_id)
-            t0 = time.perf_counter()
+            phases: dict[str, float] = {}
+            t0, c0 = time.perf_counter(), time.process_time()
             try:
-                preview = propose_assignment(session, actor, call, load_cap=load_cap, stage="pre",
-                                             reviewers_per_proposal=reviews_each, method=method)
+                with timed_phases(phases):
+                    preview = propose_assignment(session, actor, call, load_cap=load_cap, stage="pre",
+                                                 reviewers_per_proposal=reviews_each, method=method)
             except Exception as exc:  # noqa: BLE001 - report, do not crash the whole run
                 out["error"] = f"propose_assignment({method}) failed: {type(exc).__name__}: {exc}"
                 break
-            seconds = time.perf_counter() - t0
+            seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
             session.rollback()
         out["methods"][method] = Outcome(method, seconds, preview.seconds, preview.objective, len(preview.pairs),
-                                         len(preview.uncovered))
+                                         len(preview.uncovered), cpu, phases)
         if not quiet:
             o = out["methods"][method]
-            print(f"  {method:7} preview {o.seconds:6.1f} s (solver {o.solver_seconds:5.2f} s), objective "
-                  f"{o.objective:10.2f}, {o.pairs} pairs, {o.uncovered} proposals short")
+            print(f"  {method:7} preview {o.seconds:6.1f} s (CPU {o.cpu_seconds:.1f} s; {o.phase_words()}), "
+                  f"objective {o.objective:10.2f}, {o.pairs} pairs, {o.uncovered} proposals short")
     engine.dispose()
     if not quiet:
         print(report(out))
@@ -111,8 +152,9 @@ def report(out: dict) -> str:
              f"reviews, load cap {out['load_cap']}, {out['conflicts']} conflicts "
              f"({out['conflicted_pairs']} reviewer-proposal pairs)"]
     for o in out["methods"].values():
-        lines.append(f"{o.method:7} whole preview {o.seconds:6.1f} s, solver {o.solver_seconds:5.2f} s, objective "
-                     f"{o.objective:.2f}, {o.pairs} pairs, {o.uncovered} proposals short")
+        lines.append(f"{o.method:7} whole preview {o.seconds:6.1f} s (CPU {o.cpu_seconds:.1f} s), solver "
+                     f"{o.solver_seconds:5.2f} s, objective {o.objective:.2f}, {o.pairs} pairs, {o.uncovered} "
+                     f"proposals short; phases: {o.phase_words()}")
     v = verdicts(out)
     if v:
         lines.append(f"within 10 s: {'met' if v['time'] else 'NOT MET'} (solver alone: "

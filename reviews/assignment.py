@@ -12,20 +12,31 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
-from reviews.common import MIN_REVIEWS, REVIEW_STATE, check_stage, ordinal, proposal_stage, reviewer_ids
-from reviews.conflicts import call_reviewers, conflicts_by_pair, is_conflicted
-from reviews.matching import Problem, Solution, solve_flow, solve_greedy
-from reviews.models import Review, ReviewAssignment, ReviewerProfile
+from reviews import conflicts as coi
+from reviews.common import (
+    MIN_REVIEWS,
+    REVIEW_STATE,
+    check_stage,
+    email_domain,
+    ordinal,
+    proposal_stage,
+    reviewer_ids,
+)
+from reviews.conflicts import call_reviewers, is_conflicted
+from reviews.matching import NOT_ALLOWED, Problem, ScoreTable, Solution, solve_flow, solve_greedy
+from reviews.models import Conflict, Review, ReviewAssignment, ReviewerProfile
 from reviews.policy import require
-from reviews.text import ExpertiseIndex, Match, split_keywords
+from reviews.text import ExpertiseIndex, fold, split_keywords
 from workflow import audit, outbox
+from workflow.accounts import normalise_email
 from workflow.clock import utcnow
 from workflow.countries import country_name
 from workflow.errors import DomainError, InvalidInput
-from workflow.models import Call, Proposal, User
+from workflow.models import Call, Partner, Proposal, ProposalMember, User
 
 SCALE = 1000  # affinities 0..1 become integer scores 0..1000 for the solver
 DEFAULT_COUNTRY_PENALTY = 0.25  # in affinity units: a second reviewer from one country on a proposal
@@ -174,16 +185,96 @@ class _Loaded:
         return (p.country if p is not None else None) or reviewer.country or None
 
 
+@dataclass
+class _Parties:
+    """What reviews.conflicts.proposal_info reads of a proposal (its partners, coordinator and members),
+    loaded as plain rows: at call scale (12,000 partners) ORM objects cost a large share of the preview."""
+
+    id: int
+    coordinator_id: int | None
+    partners: list = field(default_factory=list)  # rows: organisation, country, pi_email; by position
+    members: list = field(default_factory=list)  # rows: user_id
+
+
 def _load(session: Session, call: Call, stage: str) -> _Loaded:
-    proposals = list(session.scalars(
-        select(Proposal).where(Proposal.call_id == call.id, Proposal.state == REVIEW_STATE[stage])
-        .options(selectinload(Proposal.partners), selectinload(Proposal.members)).order_by(Proposal.id)))
+    under_review = (Proposal.call_id == call.id, Proposal.state == REVIEW_STATE[stage])
+    proposals = list(session.scalars(select(Proposal).where(*under_review).order_by(Proposal.id)))
+    parties = {p.id: _Parties(p.id, p.coordinator_id) for p in proposals}
+    ids = select(Proposal.id).where(*under_review)
+    for row in session.execute(select(Partner.proposal_id, Partner.organisation, Partner.country, Partner.pi_email)
+                               .where(Partner.proposal_id.in_(ids)).order_by(Partner.proposal_id, Partner.position)):
+        parties[row.proposal_id].partners.append(row)
+    for row in session.execute(select(ProposalMember.proposal_id, ProposalMember.user_id)
+                               .where(ProposalMember.proposal_id.in_(ids))):
+        parties[row.proposal_id].members.append(row)
+    # Stored conflicts as rows too; reviews.conflicts reads the same attributes of them as of a Conflict.
+    stored: dict[tuple[int, int], list] = defaultdict(list)
+    for row in session.execute(select(
+            Conflict.id, Conflict.reviewer_id, Conflict.proposal_id, Conflict.source, Conflict.rule, Conflict.reason,
+            Conflict.overridden_at, Conflict.overridden_by_id, Conflict.override_justification)
+            .where(Conflict.call_id == call.id, Conflict.proposal_id.in_(ids))):
+        stored[(row.proposal_id, row.reviewer_id)].append(row)
     reviewers = call_reviewers(session, call)
     profiles = {p.user_id: p for p in session.scalars(select(ReviewerProfile).where(ReviewerProfile.call_id == call.id))}
     existing = list(session.scalars(select(ReviewAssignment).where(
         ReviewAssignment.call_id == call.id, ReviewAssignment.stage == stage)))
-    conflicts = conflicts_by_pair(session, call, proposals, reviewers)
+    conflicts = _active_conflicts(call, [coi.proposal_info(parties[p.id]) for p in proposals], stored, reviewers,
+                                  profiles)
     return _Loaded(call, stage, proposals, reviewers, profiles, existing, conflicts)
+
+
+def _active_conflicts(call: Call, proposals: list[coi.ProposalInfo], stored: dict[tuple[int, int], list],
+                      reviewers: list[User], profiles: dict[int, ReviewerProfile]
+                      ) -> dict[tuple[int, int], list[coi.ConflictView]]:
+    """What reviews.conflicts.conflicts_by_pair(active only) gives, without running the rules on all
+    2,000 x 600 pairs: a pair that shares nothing a rule looks at (organisation, e-mail domain, e-mail,
+    membership, country when that rule is on) and has no stored conflict cannot be in conflict, so the
+    rules of reviews.conflicts (detect, and _merge with the stored rows) run only on the few pairs that do.
+    The rules stay there; tests/unit/test_assignment_at_scale.py checks both give the same pairs."""
+    infos = {r.id: coi.reviewer_info(r, profiles.get(r.id)) for r in reviewers}
+    same_country = coi.same_country_rule(call)
+    by_org, by_domain, by_subdomain, by_email, by_country = (defaultdict(set) for _ in range(5))
+    for rid, info in infos.items():
+        if org := fold(info.organisation):
+            by_org[org].add(rid)
+        domain = (info.email_domain or email_domain(info.email) or "").lower()
+        if domain and domain not in coi.PUBLIC_MAIL_DOMAINS:
+            by_domain[domain].add(rid)
+            for parent in _parent_domains(domain):
+                by_subdomain[parent].add(rid)
+        if email := normalise_email(info.email):
+            by_email[email].add(rid)
+        if same_country and info.country:
+            by_country[info.country].add(rid)
+    stored_reviewers: dict[int, set[int]] = defaultdict(set)
+    for pid, rid in stored:
+        if rid in infos:
+            stored_reviewers[pid].add(rid)
+    out: dict[tuple[int, int], list[coi.ConflictView]] = {}
+    for pinfo in proposals:
+        candidates = {rid for rid in pinfo.applicant_ids if rid in infos} | stored_reviewers.get(pinfo.id, set())
+        for partner in pinfo.partners:
+            candidates |= by_org.get(fold(partner.organisation), set())
+            domain = email_domain(partner.pi_email)
+            if domain and domain not in coi.PUBLIC_MAIL_DOMAINS:
+                for d in (domain, *_parent_domains(domain)):
+                    candidates |= by_domain.get(d, set())
+                candidates |= by_subdomain.get(domain, set())
+            candidates |= by_email.get(normalise_email(partner.pi_email), set())
+            if same_country:
+                candidates |= by_country.get(partner.country, set())
+        for rid in candidates:
+            views = coi._merge(rid, pinfo.id, stored.get((pinfo.id, rid), []),
+                               coi.detect(infos[rid], pinfo, same_country=same_country))
+            views = [v for v in views if v.active]
+            if views:
+                out[(pinfo.id, rid)] = views
+    return out
+
+
+def _parent_domains(domain: str) -> list[str]:
+    """'med.uni.example.org' -> ['uni.example.org', 'example.org', 'org']."""
+    return [domain[i + 1:] for i, ch in enumerate(domain) if ch == "."]
 
 
 def wanted_reviewers(call: Call, override: int | None = None) -> int:
@@ -192,10 +283,9 @@ def wanted_reviewers(call: Call, override: int | None = None) -> int:
 
 
 def build_problem(data: _Loaded, *, load_cap: int, wanted: int, country_penalty: float
-                  ) -> tuple[Problem, dict[tuple[int, int], Match], dict]:
+                  ) -> tuple[Problem, ExpertiseIndex, dict]:
     pids = {p.id for p in data.proposals}
     by_r = {r.id: r for r in data.reviewers}
-    existing_pairs = {(a.proposal_id, a.reviewer_id) for a in data.existing}
     load = Counter(a.reviewer_id for a in data.existing)
     counted = Counter()
     countries: dict[int, Counter] = defaultdict(Counter)
@@ -213,45 +303,44 @@ def build_problem(data: _Loaded, *, load_cap: int, wanted: int, country_penalty:
         {p.id: (split_keywords(p.keywords), f"{p.title}\n{p.abstract}") for p in data.proposals},
         {r.id: list((data.profiles[r.id].keywords or []) if r.id in data.profiles else []) for r in data.reviewers},
     )
-    matches: dict[tuple[int, int], Match] = {}
-    for p in data.proposals:
-        for r in data.reviewers:
-            if (p.id, r.id) in existing_pairs or (p.id, r.id) in data.conflicts:
-                continue
-            matches[(p.id, r.id)] = index.match(p.id, r.id)
+    proposal_ids, reviewer_ids_ = [p.id for p in data.proposals], [r.id for r in data.reviewers]
+    scores = index.scaled_affinities(proposal_ids, reviewer_ids_, SCALE)
+    row = {pid: i for i, pid in enumerate(proposal_ids)}
+    col = {rid: j for j, rid in enumerate(reviewer_ids_)}
+    # Existing and conflicted pairs may not be assigned (again).
+    for pid, rid in [*((a.proposal_id, a.reviewer_id) for a in data.existing), *data.conflicts]:
+        if pid in row and rid in col:
+            scores[row[pid], col[rid]] = NOT_ALLOWED
     problem = Problem(
         need={p.id: max(0, wanted - counted[p.id]) for p in data.proposals},
         capacity={r.id: max(0, load_cap - load[r.id]) for r in data.reviewers},
         country={r.id: data.country(r) for r in data.reviewers},
-        score={pr: round(m.affinity * SCALE) for pr, m in matches.items()},
+        score=ScoreTable(proposal_ids, reviewer_ids_, scores),
         country_penalty=round(country_penalty * SCALE),
         existing_countries=dict(countries),
     )
-    return problem, matches, {"counted": counted, "stale": stale, "load": load}
+    return problem, index, {"counted": counted, "stale": stale, "load": load}
 
 
-def _explain(data: _Loaded, problem: Problem, solution: Solution, matches: dict, extra: dict, *,
+def _explain(data: _Loaded, problem: Problem, solution: Solution, index: ExpertiseIndex, extra: dict, *,
              wanted: int, load_cap: int, method: str) -> tuple[list[ProposedPair], list[Uncovered], list[str]]:
     by_p = {p.id: p for p in data.proposals}
     by_r = {r.id: r for r in data.reviewers}
-    candidates: dict[int, list[int]] = defaultdict(list)
-    free: dict[int, list[int]] = defaultdict(list)
-    for (pid, rid), s in problem.score.items():
-        candidates[pid].append(s)
-        free[pid].append(rid)
+    table = ScoreTable.of(problem.score)
+    available = table.scores != NOT_ALLOWED  # not conflicted, not assigned already
+    with_capacity = np.array([problem.capacity.get(r, 0) > 0 for r in table.reviewers], dtype=bool)
     n_conflicted = Counter(pid for (pid, _rid) in data.conflicts)
-    for scores in candidates.values():
-        scores.sort(reverse=True)
     final_countries = {pid: Counter(c) for pid, c in problem.existing_countries.items()}
     for pid, rid in solution.pairs:
         final_countries.setdefault(pid, Counter())[problem.country_key(rid)] += 1
     pairs = []
     for pid, rid in solution.pairs:
-        p, r, m = by_p[pid], by_r[rid], matches[(pid, rid)]
-        s = problem.score[(pid, rid)]
-        rank = candidates[pid].index(s) + 1  # 1 + how many available reviewers match better
-        n_cand = len(candidates[pid])
-        joint = "joint " if candidates[pid].count(s) > 1 else ""
+        p, r, m = by_p[pid], by_r[rid], index.match(pid, rid)
+        scores = table.scores[table.row[pid]]
+        s = int(scores[table.col[rid]])
+        rank = int(np.count_nonzero(scores > s)) + 1  # 1 + how many available reviewers match better
+        n_cand = int(np.count_nonzero(available[table.row[pid]]))
+        joint = "joint " if np.count_nonzero(scores == s) > 1 else ""
         if s == 0:
             rank_words = f"no expertise match among {n_cand} available reviewers; assigned to complete the coverage"
         elif rank == 1:
@@ -279,15 +368,17 @@ def _explain(data: _Loaded, problem: Problem, solution: Solution, matches: dict,
         has = extra["counted"][p.id] + got[p.id]
         if has >= wanted:
             continue
-        with_room = [rid for rid in free[p.id] if problem.capacity.get(rid, 0) > 0]
+        i = table.row.get(p.id)
+        n_free = int(np.count_nonzero(available[i])) if i is not None else 0
+        n_room = int(np.count_nonzero(available[i] & with_capacity)) if i is not None else 0
         conflicted = n_conflicted[p.id]
-        if len(with_room) < wanted - extra["counted"][p.id]:
-            reason = (f"not enough non-conflicted reviewers with capacity: {len(with_room)} of the "
-                      f"{len(free[p.id])} available reviewers are under the load cap of {load_cap}"
+        if n_room < wanted - extra["counted"][p.id]:
+            reason = (f"not enough non-conflicted reviewers with capacity: {n_room} of the "
+                      f"{n_free} available reviewers are under the load cap of {load_cap}"
                       + (f" ({conflicted} reviewer{'s have' if conflicted != 1 else ' has'} a conflict)"
                          if conflicted else ""))
         else:
-            reason = (f"the {len(with_room)} non-conflicted reviewers with capacity were needed for other "
+            reason = (f"the {n_room} non-conflicted reviewers with capacity were needed for other "
                       f"proposals; raise the load cap (now {load_cap}) or invite more reviewers")
         uncovered.append(Uncovered(p.id, p.reference, p.acronym, wanted, has, reason))
     notes = [f"{by_r[a.reviewer_id].name if a.reviewer_id in by_r else 'A reviewer'} is assigned to "
@@ -313,9 +404,9 @@ def propose_assignment(session: Session, actor, call: Call, *, load_cap: int, st
         raise InvalidInput("the method is flow or greedy", "method")
     wanted = wanted_reviewers(call, reviewers_per_proposal)
     data = _load(session, call, stage)
-    problem, matches, extra = build_problem(data, load_cap=load_cap, wanted=wanted, country_penalty=country_penalty)
+    problem, index, extra = build_problem(data, load_cap=load_cap, wanted=wanted, country_penalty=country_penalty)
     solution = solve_flow(problem) if method == "flow" else solve_greedy(problem)
-    pairs, uncovered, notes = _explain(data, problem, solution, matches, extra, wanted=wanted,
+    pairs, uncovered, notes = _explain(data, problem, solution, index, extra, wanted=wanted,
                                        load_cap=load_cap, method=solution.method)
     return AssignmentPreview(
         call_id=call.id, stage=stage, method=solution.method, load_cap=load_cap, reviewers_per_proposal=wanted,

@@ -1,8 +1,11 @@
-"""Expertise matching in plain Python: keyword overlap and TF-IDF cosine similarity. No database here.
+"""Expertise matching: keyword overlap and TF-IDF cosine similarity. No database here.
 
 A proposal's text is its title, abstract and keywords; a reviewer's is their profile keywords. The
 affinity of a pair (0..1) mixes how many of the proposal's keywords the reviewer lists with how similar the
 two texts are; both parts are kept so the assignment can say why a pair was chosen.
+
+`ExpertiseIndex.match` explains one pair; `ExpertiseIndex.scaled_affinities` scores every pair of a call at
+once (1.2 M pairs at 2,000 proposals x 600 reviewers) with numpy, giving the same integers as `match`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+
+import numpy as np
 
 KEYWORD_WEIGHT = 0.5
 TEXT_WEIGHT = 0.5
@@ -134,3 +139,49 @@ class ExpertiseIndex:
         sim = cosine(self._p_vec[proposal_id], self._r_vec[reviewer_id])
         sim = min(1.0, max(0.0, sim))
         return Match(KEYWORD_WEIGHT * kw + TEXT_WEIGHT * sim, shared, kw, sim)
+
+    def scaled_affinities(self, proposal_ids: Sequence[int], reviewer_ids: Sequence[int], scale: int) -> np.ndarray:
+        """round(match(p, r).affinity * scale) for every pair, as an integer matrix (rows: proposal_ids,
+        columns: reviewer_ids), computed with matrix products instead of 1.2 M calls to `match`."""
+        # Only the reviewers' keywords and tokens can be shared, so they are the only columns needed.
+        key_col: dict[str, int] = {}
+        for rid in reviewer_ids:
+            for key in self._r_keys[rid]:
+                key_col.setdefault(key, len(key_col))
+        tok_col: dict[str, int] = {}
+        for rid in reviewer_ids:
+            for tok in self._r_vec[rid]:
+                tok_col.setdefault(tok, len(tok_col))
+        r_keys = _dense([dict.fromkeys(self._r_keys[rid], 1.0) for rid in reviewer_ids], key_col)
+        r_vecs = _dense([self._r_vec[rid] for rid in reviewer_ids], tok_col)
+        n_keys = np.array([len(self._p_keys[pid]) for pid in proposal_ids], dtype=np.float64)
+        out = np.empty((len(proposal_ids), len(reviewer_ids)), dtype=np.int64)
+        for start in range(0, len(proposal_ids), _ROWS):  # in blocks, to keep the dense rows small
+            ids = proposal_ids[start:start + _ROWS]
+            shared = _dense([dict.fromkeys(self._p_keys[pid], 1.0) for pid in ids], key_col) @ r_keys.T
+            counts = n_keys[start:start + _ROWS, None]
+            kw = np.divide(shared, counts, out=np.zeros_like(shared), where=counts > 0)
+            sim = np.clip(_dense([self._p_vec[pid] for pid in ids], tok_col) @ r_vecs.T, 0.0, 1.0)
+            scaled = (KEYWORD_WEIGHT * kw + TEXT_WEIGHT * sim) * scale
+            block = np.rint(scaled).astype(np.int64)
+            # A matrix product adds in another order than `cosine`, so the similarity may differ in its last
+            # bit; that only matters where the scaled affinity is a hair from half a point: those few pairs
+            # are computed the way `match` does. (No shared token: both give exactly 0.)
+            for i, j in zip(*np.nonzero((np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6) & (sim > 0)), strict=True):
+                block[i, j] = round(self.match(ids[i], reviewer_ids[j]).affinity * scale)
+            out[start:start + _ROWS] = block
+        return out
+
+
+_ROWS = 512
+
+
+def _dense(vectors: Sequence[dict[str, float]], columns: dict[str, int]) -> np.ndarray:
+    """Sparse vectors as the rows of a dense matrix over `columns` (entries outside them are dropped)."""
+    out = np.zeros((len(vectors), len(columns)), dtype=np.float64)
+    for i, vec in enumerate(vectors):
+        for key, value in vec.items():
+            j = columns.get(key)
+            if j is not None:
+                out[i, j] = value
+    return out
