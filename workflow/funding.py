@@ -44,8 +44,10 @@ checked on every result and raises `AllocationInvariantError` if it ever failed.
 
 from __future__ import annotations
 
+import gc
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import NamedTuple
@@ -607,6 +609,19 @@ def _check_ranking(ranking: Iterable[Ranked]) -> list[Ranked]:
     return entries
 
 
+@contextmanager
+def _no_collection_pauses():
+    """An allocation builds ~100,000 small objects that all live until it returns: the garbage collector's
+    passes in between find nothing to free and took a third of the time. Re-enabled only if it was on."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
+
+
 def allocate(
     ranking: Iterable[Ranked],
     funders: Iterable[FunderBudget],
@@ -622,6 +637,11 @@ def allocate(
     `increases` are what-if budget increases per funder id (not saved); `keep` is an earlier scenario
     whose selected proposals stay selected with their amounts.
     """
+    with _no_collection_pauses():
+        return _allocate(ranking, funders, requests, gap_pot, increases, keep)
+
+
+def _allocate(ranking, funders, requests, gap_pot, increases, keep) -> Scenario:
     entries = _check_ranking(ranking)
     budgets: dict[int, FunderBudget] = {}
     for f in funders:

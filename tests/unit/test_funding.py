@@ -511,3 +511,22 @@ def test_5000_proposals_and_40_funders_timing(capsys):
                      f"{len(s.selected)} selected, {len(s.gaps)} gaps")
     with capsys.disabled():
         print("\n" + "\n".join(lines))
+
+
+def test_the_garbage_collector_is_back_on_after_an_allocation_even_a_refused_one():
+    import gc
+
+    funders = budgets(ANR=300_000)
+    ranking, requests = proposals(("ALPHA", [(ANR, 100_000)]))
+    assert gc.isenabled()
+    allocate(ranking, funders, requests)
+    assert gc.isenabled()
+    with pytest.raises(InvalidInput):
+        allocate(ranking, funders, requests, increases={99: 1})
+    assert gc.isenabled()
+    gc.disable()  # a caller that had it off keeps it off
+    try:
+        allocate(ranking, funders, requests)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
