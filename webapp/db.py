@@ -29,7 +29,9 @@ def init_db(app) -> None:
     def _close(exc):
         session = g.pop("db_session", None)
         if session is not None:
-            session.rollback()
+            # close() discards what was not committed (the connection is rolled back as it returns to
+            # the pool) without first expiring every loaded object, as rollback() would: a list page
+            # holds hundreds.
             session.close()
 
 
