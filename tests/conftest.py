@@ -8,9 +8,10 @@ With CI=true a missing PostgreSQL or Chromium is an error, not a skip.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import event, inspect, text
 
 import reviews.models  # noqa: F401  (registers the review tables for wipe())
 import workflow.console_models  # noqa: F401
@@ -230,6 +231,23 @@ def _mailbox():
 def mailbox(_mailbox):
     _mailbox.messages.clear()
     return _mailbox
+
+
+@contextmanager
+def statements(app):
+    """Counts the SQL statements the app sends inside the block: `with statements(app) as seen: ...`,
+    then len(seen)."""
+    seen = []
+
+    def count(*_args):
+        seen.append(1)
+
+    engine = app.extensions["jointcall.engine"]
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
 
 
 def body_of(message) -> str:

@@ -8,14 +8,14 @@ from __future__ import annotations
 import csv
 import io
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import openpyxl
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from tests import factories as f
+from tests.conftest import statements
 from tests.web.test_console_calls import events, login, plain, text_of  # noqa: F401
 from tests.web.test_funder import EVIL
 from workflow import guards
@@ -173,19 +173,6 @@ def _drafty(session, w):
     return session.scalar(select(Proposal).where(Proposal.call_id == w.call.id, Proposal.acronym == "DRAFTY"))
 
 
-@contextmanager
-def statements(app):
-    seen = []
-
-    def count(*_args):
-        seen.append(1)
-
-    engine = app.extensions["jointcall.engine"]
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 def test_the_list_and_the_dashboard_use_a_fixed_number_of_statements(app, client, session, frozen):

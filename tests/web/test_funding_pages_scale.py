@@ -11,15 +11,15 @@ and the letters all run over more than one page. The order is the fallback one, 
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import io
 import re
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
+from tests.conftest import statements
 from tests.web.test_funding_pages import World, approve, build_world, login, words
 from workflow.db import Base
 from workflow.funding_models import FundingConfirmation, FundingLine, FundingScenario
@@ -43,19 +43,6 @@ def world(session) -> World:
     return build_world(session)
 
 
-@contextlib.contextmanager
-def statements(app):
-    seen = []
-
-    def count(*_args):
-        seen.append(1)
-
-    engine = app.extensions["jointcall.engine"]
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 def cost(app, client, url: str) -> int:

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import html as htmllib
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 
 from reviews.models import PanelConsensus, RankingList
 from reviews.ranking import approve_ranking, build_ranking, invitation_budget
 from tests import factories as f
+from tests.conftest import statements
 from tests.unit.reviews_helpers import assign, make_proposal, make_reviewer, submitted_review
 from tests.web.test_funder import login
 from workflow.accounts import grant_role
@@ -25,19 +25,6 @@ GOOD = {"excellence": 4.5, "impact": 4, "implementation": 4}
 NOW = f.PRE_CLOSED
 
 
-@contextmanager
-def statements(app):
-    seen = []
-
-    def count(*_args):
-        seen.append(1)
-
-    engine = app.extensions["jointcall.engine"]
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 @dataclass
