@@ -35,11 +35,11 @@ from workflow.guards import GuardContext, failing_guards
 from workflow.lifecycle import STATE_BY_NAME, Variant, stage_of, states_for
 from workflow.models import AuditEvent, Call, FundingOrganisation, Partner, Proposal, User
 from workflow.operations import transition
+from workflow.paging import PER_PAGE, Window
 from workflow.proposals import require
 from workflow.timefmt import format_instant
 
 CALLS_DIR = Path(__file__).resolve().parent.parent / "config" / "calls"
-PER_PAGE = 50
 
 # States a proposal has reached only after it was submitted (and was not withdrawn).
 NOT_SUBMITTED = ("draft", "not_submitted", "withdrawn")
@@ -606,27 +606,11 @@ class ProposalRow:
 
 
 @dataclass(frozen=True)
-class ProposalPage:
-    filter: ProposalFilter
-    rows: list[ProposalRow]
-    total: int
-    per_page: int = PER_PAGE
+class ProposalPage(Window):
+    """One page of the filtered list (the window over the whole of it, and its rows)."""
 
-    @property
-    def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.per_page))
-
-    @property
-    def page(self) -> int:
-        return min(self.filter.page, self.pages)
-
-    @property
-    def first(self) -> int:
-        return 0 if not self.total else (self.page - 1) * self.per_page + 1
-
-    @property
-    def last(self) -> int:
-        return min(self.total, self.page * self.per_page)
+    filter: ProposalFilter | None = None
+    rows: list[ProposalRow] = field(default_factory=list)
 
 
 def _load(session: Session, stmt) -> list[ProposalRow]:
@@ -641,11 +625,10 @@ def search_proposals(session: Session, actor, call: Call, f: ProposalFilter, per
     require(can(actor, "call.manage", call))
     where = _conditions(call, f)
     total = session.scalar(select(func.count(Proposal.id)).where(*where)) or 0
-    pages = max(1, math.ceil(total / per_page))
-    page = min(f.page, pages)
-    stmt = (select(Proposal).join(User, Proposal.coordinator_id == User.id).where(*where)
-            .order_by(*_order(f)).limit(per_page).offset((page - 1) * per_page))
-    return ProposalPage(f, _load(session, stmt), total, per_page)
+    window = Window(total, f.page, per_page)
+    stmt = window.apply(select(Proposal).join(User, Proposal.coordinator_id == User.id).where(*where)
+                        .order_by(*_order(f)))
+    return ProposalPage(total, f.page, per_page, filter=f, rows=_load(session, stmt))
 
 
 def filtered_proposals(session: Session, actor, call: Call, f: ProposalFilter) -> list[ProposalRow]:
@@ -839,19 +822,9 @@ class AuditFilter:
 
 
 @dataclass(frozen=True)
-class AuditPage:
-    filter: AuditFilter
-    events: list[AuditEvent]
-    total: int
-    per_page: int = PER_PAGE
-
-    @property
-    def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.per_page))
-
-    @property
-    def page(self) -> int:
-        return min(self.filter.page, self.pages)
+class AuditPage(Window):
+    filter: AuditFilter | None = None
+    events: list[AuditEvent] = field(default_factory=list)
 
 
 def _audit_conditions(call: Call | None, f: AuditFilter, zone: str) -> list:
@@ -885,11 +858,9 @@ def audit_log(session: Session, actor, call: Call | None, f: AuditFilter, per_pa
         require(can(actor, "audit.view", call))
     where = _audit_conditions(call, f, call.time_zone if call is not None else "UTC")
     total = session.scalar(select(func.count(AuditEvent.id)).where(*where)) or 0
-    pages = max(1, math.ceil(total / per_page))
-    page = min(f.page, pages)
-    events = session.scalars(select(AuditEvent).where(*where).order_by(AuditEvent.seq.desc())
-                             .limit(per_page).offset((page - 1) * per_page)).all()
-    return AuditPage(f, list(events), total, per_page)
+    window = Window(total, f.page, per_page)
+    events = session.scalars(window.apply(select(AuditEvent).where(*where).order_by(AuditEvent.seq.desc()))).all()
+    return AuditPage(total, f.page, per_page, filter=f, events=list(events))
 
 
 def audit_vocabulary(session: Session, call: Call | None) -> tuple[list[str], list[str]]:

@@ -24,6 +24,7 @@ from workflow.console_models import MailTemplate
 from workflow.errors import DomainError, InvalidInput, NotFound
 from workflow.lifecycle import STATE_BY_NAME
 from workflow.models import Call, OutboxMessage, RoleGrant, User
+from workflow.paging import PER_PAGE, Window
 from workflow.proposals import require
 
 MAX_SUBJECT = 300
@@ -318,15 +319,12 @@ SECRET_KINDS = ("role_invitation", "account.confirm_email", "account.reset_passw
 
 
 @dataclass(frozen=True)
-class OutboxPage:
-    messages: list[OutboxMessage]
-    counts: dict[str, int]
-    total: int
-    page: int
-    pages: int
+class OutboxPage(Window):
+    messages: list[OutboxMessage] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
 
 
-def outbox_page(session: Session, actor, call: Call, status: str = "", page: int = 1, per_page: int = 50) -> OutboxPage:
+def outbox_page(session: Session, actor, call: Call, status: str = "", page: int = 1, per_page: int = PER_PAGE) -> OutboxPage:
     require(can(actor, "call.manage", call))
     counts = dict(session.execute(select(OutboxMessage.status, func.count(OutboxMessage.id))
                                   .where(OutboxMessage.call_id == call.id).group_by(OutboxMessage.status)).all())
@@ -334,11 +332,10 @@ def outbox_page(session: Session, actor, call: Call, status: str = "", page: int
     if status in STATUSES:
         where.append(OutboxMessage.status == status)
     total = session.scalar(select(func.count(OutboxMessage.id)).where(*where)) or 0
-    pages = max(1, -(-total // per_page))
-    page = min(max(1, page), pages)
-    messages = session.scalars(select(OutboxMessage).where(*where).order_by(OutboxMessage.id.desc())
-                               .limit(per_page).offset((page - 1) * per_page)).all()
-    return OutboxPage(list(messages), {s: counts.get(s, 0) for s in STATUSES}, total, page, pages)
+    window = Window(total, page, per_page)
+    messages = session.scalars(window.apply(select(OutboxMessage).where(*where).order_by(OutboxMessage.id.desc()))).all()
+    return OutboxPage(total, page, per_page, messages=list(messages),
+                      counts={s: counts.get(s, 0) for s in STATUSES})
 
 
 def resend_failed(session: Session, actor, call: Call, message_id: int) -> OutboxMessage:
