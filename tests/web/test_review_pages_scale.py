@@ -226,3 +226,22 @@ def test_a_reviewer_declares_conflicts_page_by_page(client, session, big):
     refused = client.post(action, data={f"p{target}-reason": " "})
     assert refused.status_code == 422
     assert ids(refused.get_data(as_text=True), r'<tr id="declare-(\d+)"') == on_second
+
+
+def test_adding_and_removing_a_reviewer_on_the_second_page_of_assignments_returns_to_that_page(client, session, big):
+    login(client, big.sec)
+    second = client.get(big.base() + "/pre/assignments?page=2").get_data(as_text=True)
+    add = re.search(r'<form method="post" action="([^"]+/assignments\?page=2)"[^>]*>\s*<input type="hidden" '
+                    r'name="csrf_token" value="[^"]*">\s*<input type="hidden" name="proposal_id" value="(\d+)">', second)
+    assert add, "page 2 has a form to add a reviewer"
+    action, proposal_id = add.group(1).replace("&amp;", "&"), int(add.group(2))
+    assert "page=2" in action
+    reviewer = next(r for r in big.reviewers if r.name == "Reviewer 10")
+    answer = client.post(action, data={"proposal_id": proposal_id, "reviewer_id": reviewer.id})
+    assert answer.status_code == 303 and answer.headers["Location"].endswith("/pre/assignments?page=2")
+    after = client.get(answer.headers["Location"]).get_data(as_text=True)
+    assert "Reviewer 10 is assigned to" in after and f'id="proposal-{proposal_id}"' in after
+    remove = re.search(r'action="([^"]+/remove\?page=2)"', after)
+    assert remove
+    answer = client.post(remove.group(1).replace("&amp;", "&"))
+    assert answer.status_code == 303 and answer.headers["Location"].endswith("/pre/assignments?page=2")

@@ -311,7 +311,8 @@ def reviews_assignments(call_id: int, kind: str):
 @bp.post("/calls/<int:call_id>/reviews/<kind>/assignments")
 def reviews_assign(call_id: int, kind: str):
     call = _staged(call_id, kind, "review.assign")
-    back = redirect(url_for(".reviews_assignments", call_id=call.id, kind=kind), code=303)
+    # Back to the page of the list the person was on (the form's address carries it).
+    back = redirect(url_for(".reviews_assignments", call_id=call.id, kind=kind, page=_page_or_none()), code=303)
     if not ConfirmForm().validate_on_submit():
         _expired()
         return back
@@ -354,7 +355,12 @@ def reviews_unassign(call_id: int, kind: str, assignment_id: int):
             flash(f"{name} is no longer assigned to {acronym}.", "success")
     else:
         _expired()
-    return redirect(url_for(".reviews_assignments", call_id=call.id, kind=kind), code=303)
+    return redirect(url_for(".reviews_assignments", call_id=call.id, kind=kind, page=_page_or_none()), code=303)
+
+
+def _page_or_none() -> int | None:
+    page = page_arg()
+    return page if page > 1 else None
 
 
 def _serializer() -> URLSafeTimedSerializer:
