@@ -329,6 +329,11 @@ class Partner(Base):
     requested_amount: Mapped[int] = mapped_column(BigInteger, default=0)
     # {cost category: whole euros}; requested_amount is its sum.
     budget: Mapped[dict] = mapped_column(JSON, default=dict)
+    # Two co-applicants editing one partner: the second save is refused instead of silently replacing
+    # the first (every UPDATE checks and bumps it).
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+    __mapper_args__ = {"version_id_col": version}
 
     proposal: Mapped[Proposal] = relationship(back_populates="partners")
     funder: Mapped[FundingOrganisation | None] = relationship(lazy="joined")

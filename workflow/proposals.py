@@ -322,8 +322,13 @@ def add_partner(session: Session, actor, proposal: Proposal, data: PartnerData) 
     return partner
 
 
-def update_partner(session: Session, actor, partner: Partner, data: PartnerData) -> Partner:
+def update_partner(session: Session, actor, partner: Partner, data: PartnerData, *,
+                   expected_version: int | None = None) -> Partner:
+    """Change a partner. `expected_version` is the version the form showed; when someone saved the partner
+    since, ChangedMeanwhile is raised and nothing changes (a save racing this one fails at the flush)."""
     require(can(actor, "proposal.edit", partner.proposal))
+    if expected_version is not None and partner.version != expected_version:
+        raise ChangedMeanwhile()
     _validate_partner(partner.proposal.call, data)
     before = {k: getattr(partner, k) for k in ("organisation", "country", "funder_id", "requested_amount")}
     changed = data.apply(partner)

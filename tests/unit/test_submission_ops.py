@@ -7,6 +7,7 @@ import datetime as dt
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm.exc import StaleDataError
 
 from reviews.models import Review, ReviewAssignment
 from reviews.release import open_rebuttal, released_reviews
@@ -19,9 +20,11 @@ from workflow.models import (
     ChangeApproval,
     EligibilityCheck,
     OutboxMessage,
+    Partner,
     ProposalMember,
     Rebuttal,
     Submission,
+    User,
 )
 from workflow.proposals import PartnerData, add_partner, remove_partner, update_partner
 
@@ -573,3 +576,48 @@ def test_outcome_of_a_reopened_draft(world, frozen):
     ops.reopen(world.session, world.coordinator, world.proposal.id, expected_version=world.proposal.version)
     world.session.commit()
     assert outcomes(world) == [("Pre-proposal", "Reopened for changes; submit it again before the deadline")]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Two people editing one partner
+
+
+def _same_partner_with(partner, **changes) -> PartnerData:
+    data = PartnerData(organisation=partner.organisation, country=partner.country, pi_name=partner.pi_name,
+                       pi_email=partner.pi_email, partner_type=partner.partner_type, region=partner.region,
+                       funder_id=partner.funder_id, own_funded=partner.own_funded, budget=dict(partner.budget))
+    for key, value in changes.items():
+        setattr(data, key, value)
+    return data
+
+
+def test_a_partner_edit_from_an_outdated_form_is_refused_and_changes_nothing(world):
+    partner = world.proposal.partners[1]
+    shown = partner.version
+    update_partner(world.session, world.coordinator, partner, _same_partner_with(partner, pi_name="First Save"))
+    world.session.commit()
+    with pytest.raises(ChangedMeanwhile):
+        update_partner(world.session, world.coordinator, partner, _same_partner_with(partner, pi_name="Second"),
+                       expected_version=shown)
+    world.session.rollback()
+    assert world.session.get(Partner, partner.id).pi_name == "First Save"
+
+
+def test_two_saves_racing_on_one_partner_cannot_both_win(world, session_factory):
+    partner_id = world.proposal.partners[1].id
+    first, second = session_factory(), session_factory()
+    try:
+        a, b = first.get(Partner, partner_id), second.get(Partner, partner_id)
+        coordinator, member = first.get(User, world.coordinator.id), second.get(User, world.member.id)
+        shown_to_b = b.version  # both forms were shown before either was saved
+        update_partner(first, coordinator, a, _same_partner_with(a, pi_name="From A"), expected_version=a.version)
+        first.commit()
+        with pytest.raises(StaleDataError):  # B's check passed on what B had read; its UPDATE finds no row
+            update_partner(second, member, b, _same_partner_with(b, pi_name="From B"), expected_version=shown_to_b)
+            second.commit()
+        second.rollback()
+    finally:
+        first.close()
+        second.close()
+    world.session.expire_all()
+    assert world.session.get(Partner, partner_id).pi_name == "From A"

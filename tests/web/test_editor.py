@@ -332,6 +332,31 @@ def test_partner_1_starts_from_the_coordinators_account_and_budget_adds_up(clien
     assert selected_of(edit, "funder") == str(funder_id(session, "DFG-T"))
 
 
+def test_a_partner_saved_by_someone_else_meanwhile_is_not_overwritten_and_what_was_typed_is_kept(
+        client, session, world):
+    call, cora = world
+    proposal = draft(session, call, cora, "DE", "FR")
+    partner = next(p for p in proposal.partners if p.country == "FR")
+    login(client, cora)
+    page = f"/my/proposals/{proposal.id}/partners/{partner.id}/edit"
+    seen = value_of(client.get(page), "version")
+    # A co-applicant saves the same partner first (another browser).
+    partner.pi_name = "Changed By Co-applicant"
+    session.commit()
+    refused = client.post(page, data=partner_form(session, version=seen, organisation="Org 2 FR", pi_name="Mine"))
+    assert refused.status_code == 409
+    assert "Someone else saved this partner" in text_of(refused)
+    assert value_of(refused, "pi_name") == "Mine"
+    session.expire_all()
+    assert session.get(Partner, partner.id).pi_name == "Changed By Co-applicant"
+    # Told so, the person saves again over the newer version, and it goes through.
+    again = client.post(page, data=partner_form(session, version=value_of(refused, "version"),
+                                                organisation="Org 2 FR", pi_name="Mine"))
+    assert again.status_code == 302
+    session.expire_all()
+    assert session.get(Partner, partner.id).pi_name == "Mine"
+
+
 @pytest.mark.parametrize("field,value,message", [
     ("organisation", "", "give the partner's organisation"),
     ("country", "", "choose the partner's country"),

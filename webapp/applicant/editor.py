@@ -283,6 +283,8 @@ def _partner_page(proposal: Proposal, partner: Partner | None):
         form = PartnerForm(funder_ids=funder_ids)
     else:
         form = PartnerForm(funder_ids=funder_ids, formdata=None, data=_partner_initial(partner, proposal))
+        if partner is not None:
+            form.version.data = str(partner.version)
     status = 200
     if request.method == "POST":
         form.validate_on_submit()
@@ -304,16 +306,25 @@ def _partner_page(proposal: Proposal, partner: Partner | None):
                     saved = add_partner(db(), actor(), proposal, data)
                     done = "added"
                 else:
-                    saved = update_partner(db(), actor(), partner, data)
+                    seen = form.version.data or ""
+                    saved = update_partner(db(), actor(), partner, data,
+                                           expected_version=int(seen) if seen.isdigit() else None)
                     done = "saved"
                 label = f"Partner {saved.position} ({saved.organisation}) {done}."
                 _commit()
+            except ChangedMeanwhile:
+                refuse(form, ChangedMeanwhile())
+                flash("Someone else saved this partner while you were editing. What you typed is kept below: "
+                      "compare it with the proposal's overview, then save again to replace theirs.", "warning")
+                form.version.data = str(db().get(Partner, partner.id).version)
+                status = 409
             except DomainError as err:
                 refuse(form, err)
             else:
                 flash(label, "success")
                 return redirect(url_for(".proposal", proposal_id=proposal.id) + "#partners")
-        status = 422
+        if status != 409:
+            status = 422
     position = partner.position if partner is not None else len(proposal.partners) + 1
     return render_template(
         "applicant/partner.html", form=form, partner=partner, position=position,

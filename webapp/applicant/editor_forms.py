@@ -112,6 +112,7 @@ class TextsForm(FlaskForm):
 
 
 class PartnerForm(FlaskForm):
+    version = HiddenField()  # the partner's version when the form was shown (see update_partner)
     organisation = StringField("Organisation", filters=[_strip], validators=[
         DataRequired(message="give the partner's organisation"), Length(max=300)])
     partner_type = SelectField("Type of organisation",
