@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from reviews.models import PanelConsensus, RankingList
 from reviews.ranking import approve_ranking, build_ranking, invitation_budget
@@ -245,3 +245,24 @@ def test_adding_and_removing_a_reviewer_on_the_second_page_of_assignments_return
     assert remove
     answer = client.post(remove.group(1).replace("&amp;", "&"))
     assert answer.status_code == 303 and answer.headers["Location"].endswith("/pre/assignments?page=2")
+
+
+def test_the_automatic_assignment_preview_comes_in_pages_and_accepting_writes_every_pair(client, session, big):
+    from reviews.models import ReviewAssignment
+
+    login(client, big.sec)
+    before = session.scalar(select(func.count(ReviewAssignment.id)))
+    first = client.get(big.base() + "/pre/assignments/preview?load_cap=20&reviewers_per_proposal=4&method=flow")
+    html = first.get_data(as_text=True)
+    assert first.status_code == 200
+    assert re.search(r"\b60 new assignments proposed for 60 proposals", re.sub(r"\s+", " ", html))
+    row = r'<tr class="pair" data-proposal="(\d+)" data-reviewer="\d+">'
+    assert len(ids(html, row)) == 50 and re.search(r"Showing 1–50 of 60", html)
+    second = client.get(next_link(html)).get_data(as_text=True)
+    assert "reviewers_per_proposal=4" in next_link(html)
+    rest = ids(second, row)
+    assert len(rest) == 10 and not set(rest) & set(ids(html, row))
+    token = re.search(r'name="token" value="([^"]+)"', second).group(1)
+    accepted = client.post(big.base() + "/pre/assignments/preview/accept", data={"token": token})
+    assert accepted.status_code == 303
+    assert session.scalar(select(func.count(ReviewAssignment.id))) == before + 60

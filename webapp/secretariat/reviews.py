@@ -384,11 +384,17 @@ def _compute(call: Call, kind: str, params: dict) -> AssignmentPreview:
 
 def _preview_page(call: Call, kind: str, preview: AssignmentPreview, params: dict, code: int = 200):
     token = _serializer().dumps({"call": call.id, "stage": kind, "params": params, "digest": _digest(preview)})
+    # The table shows 50 proposals' pairs a page; the summary, accept and discard concern the whole preview
+    # (each page computes the same preview again: it is deterministic and accept checks its digest).
     by_proposal: dict[int, list] = {}
-    for pair in preview.pairs:
+    for pair in sorted(preview.pairs, key=lambda pair: (pair.reference, pair.reviewer_name)):
         by_proposal.setdefault(pair.proposal_id, []).append(pair)
-    return _render("reviews_preview.html", call, code, kind=kind, preview=preview, by_proposal=by_proposal,
-                   form=PreviewDecisionForm(formdata=None, data={"token": token}), fmt_score=fmt_score)
+    p = Window(len(by_proposal), page_arg())
+    shown = [pair for pairs in p.slice(list(by_proposal.values())) for pair in pairs]
+    page_args = dict(call_id=call.id, kind=kind, **{k: v for k, v in params.items() if v is not None})
+    return _render("reviews_preview.html", call, code, kind=kind, preview=preview, shown=shown, p=p,
+                   page_args=page_args, form=PreviewDecisionForm(formdata=None, data={"token": token}),
+                   fmt_score=fmt_score)
 
 
 @bp.get("/calls/<int:call_id>/reviews/<kind>/assignments/preview")
