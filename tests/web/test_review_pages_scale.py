@@ -191,22 +191,40 @@ def test_invitations_keep_the_whole_chosen_set_and_its_budgets_on_every_page(cli
     on_second = set(ids(second, r'<tr data-proposal="(\d+)"'))
     assert on_second and not on_second & on_first
     assert summary(second) == summary(first) and dfg(second) == dfg(first)
-    # The update form of page 2 still carries the proposals chosen on page 1.
-    form = re.search(r'<form method="get"[^>]*id="choose-form">.*?</form>', second, re.S).group(0)
-    carried = set(ids(form, r'<input type="hidden" name="invite" value="(\d+)">'))
-    assert carried == on_first
-
-    # Unticking one proposal on page 2 keeps that choice when going back to page 1.
+    # Unticking one proposal on page 2 (submitting its update form as a browser would) keeps that choice
+    # when going back to page 1, and the links carry only that change, not the whole chosen list.
     dropped = sorted(on_second)[0]
-    kept = [pid for pid in everyone if str(pid) != dropped]
-    url = big.base() + "/pre/invitations?chosen=1&page=2&" + "&".join(f"invite={pid}" for pid in kept)
-    page2 = client.get(url).get_data(as_text=True)
+    form = re.search(r'<form method="get"[^>]*id="choose-form">.*?</form>', second, re.S).group(0)
+    fields = [(n, v) for n, v in re.findall(r'<input[^>]*type="hidden" name="(\w+)" value="([^"]*)"', form)]
+    fields += [("invite", pid) for pid in sorted(on_second) if pid != dropped]  # the ticks left on the page
+    page2 = client.get(big.base() + "/pre/invitations", query_string=fields).get_data(as_text=True)
     assert summary(page2).startswith(f"{MANY - 1} proposals chosen")
-    back = client.get(htmllib.unescape(re.search(r'<a class="page-link" rel="prev" href="([^"]+)"', page2)
-                                       .group(1))).get_data(as_text=True)
+    prev = htmllib.unescape(re.search(r'<a class="page-link" rel="prev" href="([^"]+)"', page2).group(1))
+    assert f"drop={dropped}" in prev and "invite=" not in prev
+    back = client.get(prev).get_data(as_text=True)
     assert summary(back) == summary(page2)
-    assert f'name="invite" value="{dropped}"' not in back
-    assert f'name="invite" value="{sorted(on_second)[1]}"' in back
+    assert f'name="drop" value="{dropped}"' in back  # page 1's form keeps the change made on page 2
+    # An explicit list (?chosen=1&invite=...) is still understood, and its links are the short form too.
+    kept = [pid for pid in everyone if str(pid) != dropped]
+    explicit = client.get(big.base() + "/pre/invitations?chosen=1&page=2&" + "&".join(f"invite={pid}" for pid in kept))
+    assert summary(explicit.get_data(as_text=True)) == summary(page2)
+
+
+def test_choosing_far_from_the_recommendation_keeps_the_links_short(client, session, big):
+    """Links carry the change from the panel's recommendation: dropping all but one names the drops;
+    choosing exactly the recommendation again gives links with no list at all."""
+    login(client, big.sec)
+    keep = big.proposals[0].id
+    query = [("chosen", "1"), ("invite", str(keep))]
+    html = client.get(big.base() + "/pre/invitations", query_string=query).get_data(as_text=True)
+    assert "1 proposal chosen" in re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+    href = next_link(html)
+    assert "invite=" not in href and href.count("drop=") == MANY - 1
+    assert "1 proposal chosen" in re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", client.get(href).get_data(as_text=True)))
+    everyone_again = client.get(big.base() + "/pre/invitations?chosen=1&" + "&".join(
+        f"invite={p.id}" for p in big.proposals)).get_data(as_text=True)
+    next_href = next_link(everyone_again)
+    assert "invite=" not in next_href and "add=" not in next_href and "drop=" not in next_href
 
 
 def test_a_reviewer_declares_conflicts_page_by_page(client, session, big):

@@ -782,10 +782,14 @@ def _chosen_ids(values: list[str]) -> list[int]:
     return list(dict.fromkeys(out))
 
 
+def _recommended(entries) -> list[int]:
+    """The proposals the panel recommended: the choice on a first visit."""
+    return [e.proposal.id for e in entries
+            if e.consensus is not None and e.consensus.recommendation != "not_recommended"]
+
+
 def _invitations_page(call: Call, chosen: list[int], form: SendInvitationsForm, code: int = 200, *,
-                      ctx: dict | None = None, explicit: bool = True):
-    """`explicit`: the chosen set came with the request (else it is the panel's recommendation, which
-    every page of the list computes again, so the page links need not carry it)."""
+                      ctx: dict | None = None):
     ctx = ctx or _ranking_context(call, "pre")
     entries = ctx["entries"]
     listed = {e.proposal.id for e in entries}
@@ -799,28 +803,51 @@ def _invitations_page(call: Call, chosen: list[int], form: SendInvitationsForm, 
     # One page of the ranking list; the budgets, counts and the send form cover the whole list.
     p = Window(len(entries), page_arg())
     shown = p.slice(entries)
-    shown_ids = {e.proposal.id for e in shown}
-    page_args = dict(call_id=call.id, chosen=1, invite=chosen) if explicit else dict(call_id=call.id)
+    pending_shown = [e for e in shown if e.proposal.state == "pre_review"]
+    shown_ids = {e.proposal.id for e in pending_shown}
+    # Links and the update form carry the choice as its differences from the recommendation, so they stay
+    # short however many proposals are chosen (a full list of ids outgrows a URL at a few hundred).
+    recommended = set(_recommended(entries))
+    added, dropped = sorted(chosen_set - recommended), sorted(recommended - chosen_set)
+    page_args = dict(call_id=call.id, toggled=1, add=added, drop=dropped) if added or dropped else dict(call_id=call.id)
     return _render("reviews_invitations.html", call, code, kind="pre", chosen=chosen, chosen_set=chosen_set,
                    budget=budget, form=form, guidance=INVITATION_BUDGET_GUIDANCE, decided=decided, pending=pending,
                    requested=requested, invited_now=invited_now,
                    decided_shown=[e for e in shown if e.proposal.state in ("invited", "not_invited")],
-                   pending_shown=[e for e in shown if e.proposal.state == "pre_review"],
-                   chosen_elsewhere=[pid for pid in chosen if pid not in shown_ids], p=p, page_args=page_args,
+                   pending_shown=pending_shown, added_elsewhere=[pid for pid in added if pid not in shown_ids],
+                   dropped_elsewhere=[pid for pid in dropped if pid not in shown_ids], p=p, page_args=page_args,
                    recommendations=PANEL_RECOMMENDATIONS, fmt_score=fmt_score, **ctx)
+
+
+def _id_set(name: str) -> set[int]:
+    return set(_chosen_ids(request.args.getlist(name)))
 
 
 @bp.get("/calls/<int:call_id>/reviews/pre/invitations")
 def reviews_invitations(call_id: int):
+    """The choice comes as a full list (?chosen=1&invite=...), as changes to the panel's recommendation
+    (?toggled=1&add=...&drop=..., plus the ticks of the page the update form was on: shown=... and
+    invite=...), or, on a first visit, is the recommendation."""
     call = _staged(call_id, "pre", "panel.manage")
     ctx = _ranking_context(call, "pre")
-    explicit = bool(request.args.get("chosen"))
-    if explicit:
+    recommended = _recommended(ctx["entries"])
+    if request.args.get("chosen"):
         chosen = _chosen_ids(request.args.getlist("invite"))
-    else:  # first visit: the proposals the panel recommended
+    elif request.args.get("toggled"):
+        base = set(recommended)
+        added, dropped, ticked = _id_set("add"), _id_set("drop"), _id_set("invite")
+        for pid in _id_set("shown"):  # the rows of the page the form was on say what they are now
+            added.discard(pid)
+            dropped.discard(pid)
+            if pid in ticked and pid not in base:
+                added.add(pid)
+            elif pid not in ticked and pid in base:
+                dropped.add(pid)
         chosen = [e.proposal.id for e in ctx["entries"]
-                  if e.consensus is not None and e.consensus.recommendation != "not_recommended"]
-    return _invitations_page(call, chosen, SendInvitationsForm(formdata=None), ctx=ctx, explicit=explicit)
+                  if (e.proposal.id in base and e.proposal.id not in dropped) or e.proposal.id in added]
+    else:
+        chosen = recommended
+    return _invitations_page(call, chosen, SendInvitationsForm(formdata=None), ctx=ctx)
 
 
 @bp.post("/calls/<int:call_id>/reviews/pre/invitations")
@@ -838,8 +865,7 @@ def reviews_invitations_send(call_id: int):
         else:
             flash(f"{i} proposal{'s are' if i != 1 else ' is'} invited to the full stage and {n} "
                   f"{'are' if n != 1 else 'is'} not invited; every coordinator is told by e-mail.", "success")
-            return redirect(url_for(".reviews_invitations", call_id=call.id, chosen=1,
-                                    invite=[str(x) for x in chosen]), code=303)
+            return redirect(url_for(".reviews_invitations", call_id=call.id), code=303)
     elif "csrf_token" in form.errors:
         _expired()
     return _invitations_page(call, chosen, form, 422)
