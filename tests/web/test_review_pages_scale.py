@@ -284,3 +284,31 @@ def test_the_automatic_assignment_preview_comes_in_pages_and_accepting_writes_ev
     accepted = client.post(big.base() + "/pre/assignments/preview/accept", data={"token": token})
     assert accepted.status_code == 303
     assert session.scalar(select(func.count(ReviewAssignment.id))) == before + 60
+
+
+def test_with_a_long_reviewer_pool_each_row_takes_an_e_mail_with_one_list_of_suggestions(client, session, big):
+    from reviews.models import ReviewAssignment
+
+    login(client, big.sec)
+    url = big.base() + "/pre/assignments"
+    html = client.get(url).get_data(as_text=True)
+    assert html.count('<datalist id="reviewer-choices">') == 1 and 'name="reviewer_id"' not in html
+    assert html.count('list="reviewer-choices"') == 50
+    assert "r10@rev10.example.net" in html and "Reviewer 10" in html
+    proposal = big.proposals[0]
+
+    def assigned(reviewer) -> bool:
+        return session.scalar(select(func.count(ReviewAssignment.id)).where(
+            ReviewAssignment.proposal_id == proposal.id, ReviewAssignment.reviewer_id == reviewer.id)) > 0
+
+    r10 = next(r for r in big.reviewers if r.name == "Reviewer 10")
+    done = client.post(url, data={"proposal_id": proposal.id, "reviewer": " R10@Rev10.example.NET "},
+                       follow_redirects=True)
+    assert "Reviewer 10 is assigned to" in done.get_data(as_text=True) and assigned(r10)
+    unknown = client.post(url, data={"proposal_id": proposal.id, "reviewer": "nobody@example.org"},
+                          follow_redirects=True).get_data(as_text=True)
+    assert "Nobody with the e-mail nobody@example.org is a reviewer of this call; nothing was assigned." in unknown
+    carla = next(r for r in big.reviewers if r.name == "Carla Conti")  # works where every first partner does
+    refused = client.post(url, data={"proposal_id": proposal.id, "reviewer": carla.email},
+                          follow_redirects=True).get_data(as_text=True)
+    assert "this reviewer is not available for this proposal" in refused and not assigned(carla)

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import select
+from sqlalchemy import func, select
 from wtforms import (
     DateTimeLocalField,
     EmailField,
@@ -294,11 +294,17 @@ class PreviewDecisionForm(FlaskForm):
     token = HiddenField()
 
 
+# Up to this many reviewers available for a proposal are offered in a drop-down on its row; beyond, the row
+# takes an e-mail with the page's one list of suggestions (600 options on each of 50 rows made 1.6 MB).
+CHOICES_LISTED = 30
+
+
 def _assignments_page(call: Call, kind: str, auto: AutoForm, code: int = 200):
     p = Window(in_review_count(db(), call, kind), page_arg())
     rows, load, reviewers = assignment_table(db(), call, kind, p)
     return _render("reviews_assignments.html", call, code, kind=kind, rows=rows, load=load, reviewers=reviewers,
-                   auto=auto, form=ConfirmForm(), wanted=wanted_reviewers(call), p=p)
+                   auto=auto, form=ConfirmForm(), wanted=wanted_reviewers(call), p=p, choices_listed=CHOICES_LISTED,
+                   long_pool=any(len(row.available) > CHOICES_LISTED for row in rows))
 
 
 @bp.get("/calls/<int:call_id>/reviews/<kind>/assignments")
@@ -324,6 +330,12 @@ def reviews_assign(call_id: int, kind: str):
     except ValueError:
         reviewer_id = 0
     reviewer = db().get(User, reviewer_id) if reviewer_id else None
+    typed = (request.form.get("reviewer") or "").strip()  # the e-mail typed where the list is too long
+    if reviewer is None and typed:
+        reviewer = db().scalar(select(User).where(func.lower(User.email) == typed.lower()))
+        if reviewer is None:
+            flash(f"Nobody with the e-mail {typed} is a reviewer of this call; nothing was assigned.", "danger")
+            return back
     if reviewer is None:
         flash(f"Choose the reviewer to add to {proposal.acronym}.", "danger")
         return back
