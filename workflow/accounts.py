@@ -422,6 +422,19 @@ class Lockout:
         return f"Too many failed login attempts for this e-mail address. Try again {when}."
 
 
+def set_first_password(session: Session, user: User, password: str, confirm: str | None, *, via: str) -> None:
+    """An invited person chooses the password of the account their invitation made for them. Only for an
+    account that never had one: the mailed single-use link they followed proves the address; `via` names
+    that invitation in the audit log."""
+    if user.password_hash:
+        raise DomainError("this account has a password already; log in to accept the invitation")
+    problem = password_problem(password, confirm, user.email)
+    if problem is not None:
+        raise problem
+    user.password_hash = hash_password(password)
+    audit.record(session, user, "user.password_set", user, after={"via": via})
+
+
 def login_lockout(session: Session, email: str, ip: str) -> Lockout | None:
     """Whether attempts for this address or from this client are refused now.
 

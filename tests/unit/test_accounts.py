@@ -332,3 +332,23 @@ def test_redacting_delivered_mails_removes_live_links(session, clock):
     assert token not in message.body_text
     assert reset_password(session, token, "still works, mail is out", "still works, mail is out") is user
     assert RESET_PASSWORD in accounts.TOKEN_LIFETIME
+
+
+def test_an_invited_person_sets_a_first_password_once_audited_and_a_weak_one_is_refused(session):
+    from workflow.errors import DomainError
+
+    invited = accounts.create_user(session, None, email="ivy@review.example", name="Ivy Invited")
+    assert invited.password_hash is None
+    with pytest.raises(InvalidInput):
+        accounts.set_first_password(session, invited, "short", "short", via="reviewer invitation")
+    assert invited.password_hash is None
+    accounts.set_first_password(session, invited, "a long enough passphrase", "a long enough passphrase",
+                                via="reviewer invitation")
+    session.flush()
+    assert accounts.check_password(invited, "a long enough passphrase")
+    event = session.scalar(select(AuditEvent).where(AuditEvent.action == "user.password_set"))
+    assert event.after == {"via": "reviewer invitation"} and event.object_id == invited.id
+    with pytest.raises(DomainError, match="has a password already"):
+        accounts.set_first_password(session, invited, "another long passphrase", "another long passphrase",
+                                    via="reviewer invitation")
+    assert accounts.check_password(invited, "a long enough passphrase")

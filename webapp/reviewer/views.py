@@ -35,7 +35,7 @@ from webapp.reviewer.forms import (
     review_form_class,
 )
 from webapp.views import allow, get_or_404, page_arg, refuse
-from workflow import accounts, audit
+from workflow import accounts
 from workflow.access import DECLARATION_FIRST, can, is_reviewer
 from workflow.documents import document_slots
 from workflow.errors import AccessDenied, ChangedMeanwhile, DomainError
@@ -124,19 +124,6 @@ def call_page(call_id: int):
 # The mailed invitation
 
 
-def set_first_password(user, password: str, confirm: str) -> None:
-    """The invited person chooses the password of the account the invitation made for them. Only an
-    account that never had a password; the mailed single-use link proves the address.
-    (Belongs in workflow.accounts as an operation; kept here until it exists there.)"""
-    if user.password_hash:
-        raise DomainError("this account has a password already; log in to accept the invitation")
-    problem = accounts.password_problem(password, confirm, user.email)
-    if problem is not None:
-        raise problem
-    user.password_hash = accounts.hash_password(password)
-    audit.record(db(), user, "user.password_set", user, after={"via": "reviewer invitation"})
-
-
 def _invitation_page(token: str, invitation, *, password_form=None, decline_form=None, code: int = 200):
     me = actor()
     user = invitation.user
@@ -184,7 +171,8 @@ def invitation(token: str):
             password_form = FirstPasswordForm()
             if not password_form.validate_on_submit():
                 return _invitation_page(token, invitation, password_form=password_form, code=422)
-            set_first_password(user, password_form.password.data or "", password_form.confirm.data or "")
+            accounts.set_first_password(db(), user, password_form.password.data or "",
+                                        password_form.confirm.data or "", via="reviewer invitation")
             pool.accept_reviewer_invitation(db(), user, token)
             commit()
             session.clear()  # a fresh session at login: no fixation
