@@ -258,3 +258,10 @@ def test_the_proposals_export_costs_the_same_for_3_and_for_55_proposals(app, cli
     coordinators = {p.acronym: p.coordinator.email for p in session.scalars(
         select(Proposal).where(Proposal.call_id == big.call.id))}
     assert {r["Acronym"]: r["Coordinator e-mail"] for r in rows} == coordinators
+
+
+def test_the_matrix_is_the_eligibility_tab_of_the_console(client, calls):
+    small, _ = calls
+    login(client, small.sec)
+    html = client.get(f"/secretariat/calls/{small.call.id}/eligibility/pre").get_data(as_text=True)
+    assert re.search(r'<a class="nav-link active" aria-current="page" href="[^"]*/eligibility/pre">Eligibility</a>', html)

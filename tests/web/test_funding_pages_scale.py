@@ -326,3 +326,15 @@ def test_the_letters_page_by_page_with_the_whole_stages_counts_and_sending_sends
     assert f"{letters} decision letters were sent" in words(client.get(response.headers["Location"]))
     assert f"By status: {letters} sent." in words(client.get(f"/funding/calls/{call}/letters"))
 
+
+
+def test_the_secretariat_finds_its_console_tabs_on_the_funding_pages_and_officers_do_not(client, world):
+    url = f"/funding/calls/{world.call.id}/scenario"
+    login(client, world.sec)
+    html = client.get(url).get_data(as_text=True)
+    assert re.search(r'<a class="nav-link active" aria-current="page" href="[^"]*/funding/calls/\d+/scenario">Funding</a>',
+                     html)
+    assert 'id="call-nav"' in html
+    client.post("/logout")
+    login(client, world.officers["ANR-T"])
+    assert 'id="call-nav"' not in client.get(url).get_data(as_text=True)
