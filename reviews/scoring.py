@@ -23,7 +23,7 @@ from reviews.common import AFTER_REBUTTAL, REVIEW_STATE, check_stage
 from reviews.models import Review, ReviewAssignment
 from reviews.policy import require
 from workflow import audit, outbox
-from workflow.clock import utcnow
+from workflow.clock import from_local, utcnow
 from workflow.errors import ChangedMeanwhile, DomainError, InvalidInput
 from workflow.models import AuditEvent, Call, OutboxMessage, Proposal, User
 from workflow.paging import Window
@@ -325,7 +325,11 @@ def send_reminders(session: Session, actor, call: Call, *, deadline: dt.datetime
 
 
 def review_deadline(session: Session, call: Call, kind: str) -> dt.datetime | None:
-    """The review deadline given with the stage's latest reminders (the call has no setting for it)."""
+    """The stage's review deadline: the call's setting (stages[].review_deadline), else the deadline given
+    with the stage's latest reminders."""
+    stage = next((st for st in call.settings.stages if st.kind == kind), None)
+    if stage is not None and stage.review_deadline is not None:
+        return from_local(stage.review_deadline, call.time_zone)
     for event in session.scalars(select(AuditEvent).where(
             AuditEvent.call_id == call.id, AuditEvent.action == "review.reminders_sent")
             .order_by(AuditEvent.seq.desc())):

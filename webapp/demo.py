@@ -1502,8 +1502,8 @@ class _DemoLoader:
         data["description"] = ("A copy of the EP PerMed JTC2024 call whose pre-proposal stage is open now, so "
                                "that visitors of the demo can draft and submit a proposal. " + data["description"])
         pre, full = data["stages"]
-        pre["opens"], pre["deadline"] = day(-14, 0), day(30, 17)
-        full["opens"], full["deadline"] = day(90, 0), day(120, 17)
+        pre["opens"], pre["deadline"], pre["review_deadline"] = day(-14, 0), day(30, 17), day(75, 17)
+        full["opens"], full["deadline"], full["review_deadline"] = day(90, 0), day(120, 17), day(180, 17)
         definition = CallDef.model_validate(data)
         with frozen(from_local(day(-15, 10), self.zone)):
             self.open_call = load_call(s, self.admin, definition).call

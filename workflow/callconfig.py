@@ -58,19 +58,22 @@ class StageDef(Strict):
     # Page limit per uploaded document kind at this stage.
     page_limits: dict[str, int] = Field(default_factory=lambda: {"project_description": 5})
     max_upload_mb: int = Field(10, gt=0, le=100)
+    # When the reviews of this stage are due (local time); shown to reviewers, used for reminders and for
+    # flagging late reviews. Optional: without it, the deadline given with the latest reminders counts.
+    review_deadline: dt.datetime | None = None
 
-    @field_validator("opens", "deadline", mode="before")
+    @field_validator("opens", "deadline", "review_deadline", mode="before")
     @classmethod
     def _has_time(cls, value):
         if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
             raise ValueError("give a time as well as the date, e.g. 2024-03-05T17:00:00")
         return value
 
-    @field_validator("opens", "deadline")
+    @field_validator("opens", "deadline", "review_deadline")
     @classmethod
-    def _naive_local(cls, value: dt.datetime) -> dt.datetime:
+    def _naive_local(cls, value: dt.datetime | None) -> dt.datetime | None:
         # Deadlines are written in the call's time zone, without an offset; the call attaches the zone.
-        if value.tzinfo is not None:
+        if value is not None and value.tzinfo is not None:
             raise ValueError("write the local time without an offset; the call's time_zone applies")
         return value
 
@@ -88,6 +91,8 @@ class StageDef(Strict):
     def _opens_before_deadline(self) -> StageDef:
         if self.opens >= self.deadline:
             raise at("deadline", "the deadline must be after the stage opens")
+        if self.review_deadline is not None and self.review_deadline <= self.deadline:
+            raise at("review_deadline", "the reviews are due after the submission deadline of the stage")
         return self
 
 

@@ -100,6 +100,7 @@ def from_template(template: CallDef, *, code: str, title: str, time_zone: str,
         stage = copy.deepcopy(by_kind.get(kind) or by_kind.get("full") or {})
         stage["kind"] = kind
         stage["opens"], stage["deadline"] = opens, deadline
+        stage["review_deadline"] = None  # the template's belongs to its own dates; set it on the settings page
         new_stages.append(stage)
     data["stages"] = new_stages
     problems = [(f"stages[{i}].{key}", "enter a date and time")
@@ -159,7 +160,8 @@ def change_problems(session: Session, call: Call, new: CallDef, now: dt.datetime
             continue
         key = _stage_key(new, stage.kind)
         if stage.closed_at is not None:
-            if new_def != old_def:
+            # Reviewing comes after submission closes: the review deadline stays open to change.
+            if new_def.model_copy(update={"review_deadline": None}) != old_def.model_copy(update={"review_deadline": None}):
                 problems.append((f"{key}.deadline" if new_def.deadline != old_def.deadline else key,
                                  f"submission of this stage closed on {format_instant(stage.closed_at, call.time_zone)}; "
                                  "its settings can no longer change"))
@@ -229,9 +231,10 @@ def update_definition(session: Session, actor, call: Call, new, *, reason: str |
 
 
 def apply_settings(call: Call, *, title: str | None = None, description: str | None = None,
-                   stages: dict[str, tuple[dt.datetime | None, dt.datetime | None]] | None = None,
+                   stages: dict[str, tuple] | None = None,
                    funders: dict[str, dict[str, int | None]] | None = None) -> dict:
-    """The call's definition data with the settings form's values put in (validated later, as a whole)."""
+    """The call's definition data with the settings form's values put in (validated later, as a whole).
+    `stages` maps a stage kind to (opens, deadline) or (opens, deadline, review deadline or None)."""
     data = definition_data(call.settings)
     if title is not None:
         data["title"] = title.strip()
@@ -239,7 +242,9 @@ def apply_settings(call: Call, *, title: str | None = None, description: str | N
         data["description"] = description.strip()
     for s in data["stages"]:
         if stages and s["kind"] in stages:
-            s["opens"], s["deadline"] = stages[s["kind"]]
+            s["opens"], s["deadline"], *review = stages[s["kind"]]
+            if review:
+                s["review_deadline"] = review[0]
     for fd in data["funders"]:
         for attr, value in ((funders or {}).get(fd["acronym"]) or {}).items():
             fd[attr] = value

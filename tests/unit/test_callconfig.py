@@ -548,6 +548,12 @@ INVALID_CASES = [
         ["'Latvia'", "ISO 3166"],
     ),
     ("negative-own-funded", _set(("consortium", "max_own_funded"), -1), "consortium.max_own_funded", ["0"]),
+    (
+        "reviews-due-before-submission-closes",
+        _set(("stages", 0, "review_deadline"), dt.datetime(2024, 3, 1, 12, 0)),
+        "stages[0].review_deadline",
+        ["due after the submission deadline"],
+    ),
     ("rebuttal-zero-days", _set(("rebuttal", "days"), 0), "rebuttal.days", ["greater than 0"]),
     ("rebuttal-too-long", _set(("rebuttal", "days"), 90), "rebuttal.days", ["less than or equal to 60"]),
     (

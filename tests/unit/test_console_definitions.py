@@ -69,6 +69,8 @@ def test_the_phase_freezes_what_has_happened(session, frozen):
     keys = [k for k, _ in problems(consortium={**definition_data(call.settings)["consortium"], "max_partners": 5},
                                    stages={"pre": (pre.opens, dt.datetime(2030, 3, 12, 17))})]
     assert keys == ["stages[0].deadline", "consortium"]
+    # Reviewing follows the closing of submission: the review deadline of a closed stage can still be set.
+    assert problems(stages={"pre": (pre.opens, pre.deadline, dt.datetime(2030, 4, 30, 17))}) == []
     evaluation = definition_data(call.settings)["evaluation"]
     evaluation["total_threshold"] = 9.0
     assert problems(evaluation=evaluation) == []  # nobody is reviewing yet

@@ -342,3 +342,24 @@ def test_a_proposal_can_be_submitted_once_the_stage_is_opened_early(client, sess
     session.expire_all()
     transition(session, proposal.coordinator, proposal.id, "submit")
     assert proposal.state == "submitted"
+
+
+def test_the_review_deadline_is_set_on_the_settings_page_even_after_submission_closed(client, session, world, frozen):
+    call, sec = world
+    frozen(f.PRE_CLOSED)
+    close_stage(session, sec, call, "pre")
+    session.commit()
+    login(client, sec)
+    url = f"/secretariat/calls/{call.id}/settings"
+    too_early = client.post(url, data=settings_form(call, **{"stages-0-review_deadline": "2030-03-01T17:00"}))
+    assert too_early.status_code == 422
+    assert "the reviews are due after the submission deadline of the stage" in text_of(too_early)
+    assert 'id="stages-0-review_deadline-error"' in too_early.get_data(as_text=True)
+    saved = client.post(url, data=settings_form(call, **{"stages-0-review_deadline": "2030-04-30T17:00",
+                                                         "reason": "panel date fixed"}))
+    assert saved.status_code == 302, text_of(saved)
+    session.expire_all()
+    call.__dict__.pop("settings", None)  # the parsed definition is cached on the object
+    assert call.settings.stage("pre").review_deadline == dt.datetime(2030, 4, 30, 17, 0)
+    assert 'value="2030-04-30T17:00"' in client.get(url).get_data(as_text=True)
+    assert events(session, "call.settings_changed")

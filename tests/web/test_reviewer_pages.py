@@ -406,3 +406,35 @@ def test_the_call_page_lists_assignments_with_their_review_status(client, sessio
     client.post(f"/review/proposals/{w.alpha.id}/review", data=form_data())
     assert "draft" in text_of(client.get(f"/review/calls/{w.call.id}"))
     assert "Test Call 2030" in text_of(client.get("/review/"))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The review deadline as a call setting
+
+
+def test_the_review_deadline_set_for_the_stage_is_shown_to_reviewers_and_flags_late_reviews(client, session, w,
+                                                                                             frozen):
+    from reviews.scoring import review_deadline
+    from workflow.callconfig import parse_call_definition
+    from workflow.calls import load_call
+    from workflow.console import definition_data
+
+    data = definition_data(w.call.settings)
+    data["stages"][0]["review_deadline"] = dt.datetime(2030, 4, 30, 17, 0)  # local time, Europe/Paris (CEST)
+    load_call(session, w.sec, parse_call_definition(data))
+    session.commit()
+    w.call.__dict__.pop("settings", None)
+    assert review_deadline(session, w.call, "pre") == dt.datetime(2030, 4, 30, 15, 0, tzinfo=UTC)
+
+    login(client, w.rita)
+    page = text_of(client.get(f"/review/calls/{w.call.id}"))
+    assert "Pre-proposal reviews are due by 30 April 2030, 17:00 CEST" in page
+
+    client.post("/logout")
+    login(client, w.sec)
+    progress = f"/secretariat/calls/{w.call.id}/reviews/pre/progress"
+    before = text_of(client.get(progress))
+    assert "Review deadline (the call's setting): 30 April 2030, 17:00 CEST" in before and " late " not in before
+    frozen(dt.datetime(2030, 4, 30, 15, 0, 1, tzinfo=UTC))
+    after = text_of(client.get(progress))
+    assert "17:00 CEST — passed" in after and " late " in after

@@ -16,6 +16,7 @@ from reviews.scoring import (
     edit_problem,
     my_assignments,
     parse_score,
+    review_deadline,
     review_form,
     review_of,
     save_review,
@@ -116,8 +117,10 @@ def call_page(call_id: int):
     declared = pool.declaration_accepted(db(), me, call)
     # Nothing of any proposal (not even its acronym) before the declaration is accepted.
     rows = my_assignments(db(), me, call) if declared else []
+    due = {stage: review_deadline(db(), call, stage) for stage in sorted({r.stage for r in rows})}
     return render_template("reviewer/call.html", call=call, declared=declared, rows=rows,
-                           profile=pool.profile_of(db(), me, call), stage_names=STAGE_NAMES)
+                           profile=pool.profile_of(db(), me, call), stage_names=STAGE_NAMES,
+                           due={stage: when for stage, when in due.items() if when is not None})
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -232,6 +232,7 @@ class StageForm(Form):
     opens = DateTimeLocalField("Opens", format=DATETIME_FORMAT, validators=[InputRequired("enter a date and time")])
     deadline = DateTimeLocalField("Deadline", format=DATETIME_FORMAT,
                                   validators=[InputRequired("enter a date and time")])
+    review_deadline = DateTimeLocalField("Reviews due", format=DATETIME_FORMAT, validators=[Optional()])
 
 
 class FunderForm(Form):
@@ -262,7 +263,8 @@ def _settings_form(call: Call, formdata=None) -> SettingsForm:
     s = call.settings
     data = {
         "title": s.title, "description": s.description,
-        "stages": [{"opens": st.opens, "deadline": st.deadline} for st in s.stages],
+        "stages": [{"opens": st.opens, "deadline": st.deadline, "review_deadline": st.review_deadline}
+                   for st in s.stages],
         "funders": [{"committed_budget": f.committed_budget, "max_per_partner": f.max_per_partner,
                      "max_per_project": f.max_per_project} for f in s.funders],
     }
@@ -287,6 +289,7 @@ def _settings_fields(form: SettingsForm, definition: CallDef) -> dict:
     for i, sub in enumerate(form.stages):
         fields[f"stages[{i}].opens"] = sub.opens
         fields[f"stages[{i}].deadline"] = sub.deadline
+        fields[f"stages[{i}].review_deadline"] = sub.review_deadline
     for i, sub in enumerate(form.funders):
         for attr in ("committed_budget", "max_per_partner", "max_per_project"):
             fields[f"funders[{i}].{attr}"] = getattr(sub, attr)
@@ -312,7 +315,8 @@ def call_settings_post(call_id: int):
     problems: list = []
     if form.validate_on_submit():
         s = call.settings
-        stages = {st.kind: (form.stages[i].opens.data, form.stages[i].deadline.data) for i, st in enumerate(s.stages)}
+        stages = {st.kind: (form.stages[i].opens.data, form.stages[i].deadline.data,
+                            form.stages[i].review_deadline.data) for i, st in enumerate(s.stages)}
         funders = {f.acronym: {"committed_budget": form.funders[i].committed_budget.data,
                                "max_per_partner": form.funders[i].max_per_partner.data,
                                "max_per_project": form.funders[i].max_per_project.data}

@@ -503,8 +503,10 @@ def _progress_page(call: Call, kind: str, form: ReminderForm, code: int = 200):
     rows = review_progress(db(), call, kind, late_now=late_now, window=p)
     if form.deadline.data is None and deadline is not None and request.method == "GET":
         form.deadline.data = deadline.astimezone(ZoneInfo(call.time_zone)).replace(tzinfo=None)
+    stage_def = call.settings.stage(kind)
     return _render("reviews_progress.html", call, code, kind=kind, rows=rows, form=form, deadline=deadline,
-                   late_now=late_now, p=p, summary=progress_summary(db(), call, kind))
+                   late_now=late_now, p=p, summary=progress_summary(db(), call, kind),
+                   deadline_set=stage_def is not None and stage_def.review_deadline is not None)
 
 
 @bp.get("/calls/<int:call_id>/reviews/<kind>/progress")
