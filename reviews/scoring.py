@@ -296,7 +296,34 @@ def send_reminders(session: Session, actor, call: Call, *, deadline: dt.datetime
     reviewer per day (in the call's time zone): sending again the same day queues nothing new.
     Returns how many reminders were queued now."""
     require(actor, "review.assign", call)
-    stage = check_stage(call, stage)
+    return _queue_reminders(session, actor, call, deadline=deadline, stage=check_stage(call, stage))
+
+
+# Days before a stage's review deadline on which `jointcall remind-reviewers` (run daily) reminds.
+REMINDER_DAYS = (7, 2)
+
+
+def remind_before_review_deadlines(session: Session, *, days_before: tuple[int, ...] = REMINDER_DAYS
+                                   ) -> list[tuple[Call, str, int]]:
+    """The scheduled reminders, for whoever operates the server (no actor: the audit log says "system").
+    For every stage with a review deadline in its call's settings that is exactly one of `days_before`
+    days away today (in the call's time zone), remind the reviewers with unfinished reviews. Safe to run
+    more than once a day. Returns (call, stage, reminders queued) for each stage reminded."""
+    out = []
+    now = utcnow()
+    for call in session.scalars(select(Call).order_by(Call.id)):
+        for stage_def in call.settings.stages:
+            if stage_def.review_deadline is None:
+                continue
+            deadline = from_local(stage_def.review_deadline, call.time_zone)
+            days_left = (stage_def.review_deadline.date() - now.astimezone(call.settings.zone).date()).days
+            if now < deadline and days_left in days_before:
+                out.append((call, stage_def.kind,
+                            _queue_reminders(session, None, call, deadline=deadline, stage=stage_def.kind)))
+    return out
+
+
+def _queue_reminders(session: Session, actor, call: Call, *, deadline: dt.datetime, stage: str) -> int:
     if deadline.tzinfo is None:
         raise InvalidInput("give the deadline with its time zone", "deadline")
     now = utcnow()

@@ -124,6 +124,29 @@ def outbox_send(loop, interval):
         time.sleep(interval)
 
 
+@main.command("remind-reviewers")
+@click.option("--days", default=",".join(map(str, (7, 2))), show_default=True,
+              help="remind this many days before each stage's review deadline (comma-separated)")
+@with_appcontext
+def remind_reviewers_cmd(days):
+    """Queue reminders to reviewers with unfinished reviews on the chosen days before each stage's review
+    deadline (the call's setting). Run it daily (cron); `jointcall outbox send` delivers them."""
+    from reviews.scoring import remind_before_review_deadlines
+
+    try:
+        chosen = tuple(sorted({int(d) for d in days.split(",") if d.strip()}))
+    except ValueError:
+        click.echo(f"error: --days takes whole numbers separated by commas, not {days!r}", err=True)
+        sys.exit(2)
+    with _session() as session:
+        done = remind_before_review_deadlines(session, days_before=chosen)
+        session.commit()
+    for call, stage, queued in done:
+        click.echo(f"{call.code} {stage}: {queued} reminder{'s' if queued != 1 else ''} queued")
+    if not done:
+        click.echo("no review deadline is due for a reminder today")
+
+
 @main.command("prune-login-attempts")
 @with_appcontext
 def prune_login_attempts_cmd():

@@ -203,6 +203,42 @@ def test_reminders_go_to_reviewers_with_unfinished_reviews_once_a_day(w, frozen)
         sc.send_reminders(w.session, w.rita, w.call, deadline=deadline)
 
 
+def _with_review_deadline(w, local: dt.datetime) -> None:
+    from workflow.callconfig import parse_call_definition
+    from workflow.calls import load_call
+    from workflow.console import definition_data
+
+    data = definition_data(w.call.settings)
+    next(st for st in data["stages"] if st["kind"] == "full")["review_deadline"] = local
+    load_call(w.session, w.sec, parse_call_definition(data))
+    w.session.commit()
+    w.call.__dict__.pop("settings", None)
+
+
+def test_scheduled_reminders_go_out_seven_and_two_days_before_the_review_deadline_only(w, frozen):
+    submitted_review(w.session, w.b, ALL_SCORES)  # Otto is done; Rita is not
+    _with_review_deadline(w, dt.datetime(2030, 7, 15, 17, 0))  # Europe/Paris, CEST
+    sent = lambda: [m.to_address for m in mails(w.session, "review_reminder")]  # noqa: E731
+    frozen(dt.datetime(2030, 7, 7, 12, 0, tzinfo=UTC))  # 8 days before: nothing
+    assert sc.remind_before_review_deadlines(w.session) == [] and sent() == []
+    frozen(dt.datetime(2030, 7, 8, 6, 0, tzinfo=UTC))  # 7 days before
+    assert [(c.id, stage, n) for c, stage, n in sc.remind_before_review_deadlines(w.session)] == [(w.call.id, "full", 1)]
+    w.session.commit()
+    assert sent() == [w.rita.email]
+    assert "1 review due by 15 July 2030, 17:00 CEST" in mails(w.session, "review_reminder")[0].subject
+    event = events(w.session, "review.reminders_sent")[-1]
+    assert event.actor_label == "system" and event.after["queued"] == 1
+    assert [n for *_, n in sc.remind_before_review_deadlines(w.session)] == [0]  # run again the same day
+    frozen(dt.datetime(2030, 7, 10, 6, 0, tzinfo=UTC))  # 5 days before: nothing
+    assert sc.remind_before_review_deadlines(w.session) == []
+    frozen(dt.datetime(2030, 7, 13, 6, 0, tzinfo=UTC))  # 2 days before
+    assert [n for *_, n in sc.remind_before_review_deadlines(w.session)] == [1]
+    w.session.commit()
+    assert sent() == [w.rita.email, w.rita.email]
+    frozen(dt.datetime(2030, 7, 15, 15, 0, 1, tzinfo=UTC))  # the deadline has passed
+    assert sc.remind_before_review_deadlines(w.session, days_before=(0,)) == []
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Visibility
 

@@ -130,3 +130,33 @@ def test_create_user_rejects_short_password_and_duplicates(cli):
                input="long-enough-pw\nlong-enough-pw\n").exit_code == 0
     dup = cli("create-user", "--email", "Y@example.org", "--name", "Y2", input="long-enough-pw\nlong-enough-pw\n")
     assert dup.exit_code == 1 and "exists already" in dup.output
+
+
+def test_remind_reviewers_queues_the_reminders_due_today_and_says_so(cli, session, frozen):
+    import datetime as dt
+
+    from tests import factories as f
+    from tests.unit.reviews_helpers import assign, make_proposal, make_reviewer
+    from workflow.callconfig import parse_call_definition
+    from workflow.calls import load_call
+    from workflow.console import definition_data
+    from workflow.models import OutboxMessage
+
+    frozen(f.FULL_CLOSED)
+    call = f.make_call(session)
+    sec = f.secretariat(session, call)
+    rita = make_reviewer(session, call, "Rita Reviewer")
+    assign(session, make_proposal(session, call, "PGX"), rita)
+    data = definition_data(call.settings)
+    next(st for st in data["stages"] if st["kind"] == "full")["review_deadline"] = dt.datetime(2030, 7, 15, 17, 0)
+    load_call(session, sec, parse_call_definition(data))
+    session.commit()
+
+    bad = cli("remind-reviewers", "--days", "seven")
+    assert bad.exit_code == 2 and "--days takes whole numbers separated by commas" in bad.output
+    frozen(dt.datetime(2030, 7, 12, 8, 0, tzinfo=dt.UTC))  # 3 days before: not a reminder day
+    assert "no review deadline is due for a reminder today" in cli("remind-reviewers").output
+    result = cli("remind-reviewers", "--days", "3")
+    assert result.exit_code == 0 and f"{call.code} full: 1 reminder queued" in result.output
+    session.expire_all()
+    assert session.scalar(select(OutboxMessage.to_address).where(OutboxMessage.kind == "review_reminder")) == rita.email
