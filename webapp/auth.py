@@ -38,6 +38,7 @@ from webapp.forms import (
 from workflow import accounts
 from workflow.errors import InvalidInput
 from workflow.models import User
+from workflow.paging import positive_int
 
 bp = Blueprint("auth", __name__)
 
@@ -65,9 +66,9 @@ class LoginUser(UserMixin):
 @login_manager.user_loader
 def load_user(user_id: str):
     ident, _, fingerprint = user_id.partition(":")
-    if not ident.isdigit():
+    if positive_int(ident) is None:
         return None
-    user = db().get(User, int(ident))
+    user = db().get(User, positive_int(ident))
     if user is None or fingerprint != _fingerprint(user):
         return None
     return LoginUser(user)

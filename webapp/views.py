@@ -22,11 +22,12 @@ def allow(action: str, obj=None):
 
 
 def page_arg() -> int:
-    """The ?page= of a paginated list: a positive integer, anything else is page 1."""
+    """The ?page= of a paginated list (workflow.paging.page_number)."""
     from flask import request
 
-    raw = request.args.get("page", "")
-    return int(raw) if raw.isdigit() and 0 < len(raw) < 7 and int(raw) > 0 else 1
+    from workflow.paging import page_number
+
+    return page_number(request.args.get("page"))
 
 
 def get_or_404(model, ident):

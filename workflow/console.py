@@ -35,7 +35,7 @@ from workflow.guards import GuardContext, failing_guards
 from workflow.lifecycle import STATE_BY_NAME, Variant, stage_of, states_for
 from workflow.models import AuditEvent, Call, FundingOrganisation, Partner, Proposal, User
 from workflow.operations import transition
-from workflow.paging import PER_PAGE, Window
+from workflow.paging import PER_PAGE, Window, page_number, positive_int
 from workflow.proposals import require
 from workflow.timefmt import format_instant
 
@@ -508,12 +508,12 @@ class ProposalFilter:
         return cls(
             q=get("q").strip()[:200],
             state=state if state in STATE_BY_NAME else "",
-            funder_id=int(funder) if funder.isdigit() else None,
+            funder_id=positive_int(funder),
             country=country if re.fullmatch(r"[A-Z]{2}", country) else "",
             scope=get("scope") if get("scope") in SCOPES else "",
             sort=sort if sort in SORTS else "reference",
             desc=get("dir") == "desc",
-            page=max(1, int(page)) if page.isdigit() else 1,
+            page=page_number(page),
         )
 
     def args(self, **changes) -> dict:
@@ -809,14 +809,16 @@ class AuditFilter:
 
         def day(name):
             try:
-                return dt.date.fromisoformat(get(name)) if get(name) else None
+                value = dt.date.fromisoformat(get(name)) if get(name) else None
             except ValueError:
                 return None
+            # a day the search can add one to and place in a time zone
+            return value if value is None or dt.date(2, 1, 1) <= value <= dt.date(9998, 12, 31) else None
 
         page, oid = get("page"), get("object_id")
         return cls(actor=get("actor")[:200], action=get("action")[:80], object_type=get("object_type")[:40],
-                   object_id=int(oid) if oid.isdigit() else None, since=day("since"), until=day("until"),
-                   page=max(1, int(page)) if page.isdigit() else 1)
+                   object_id=positive_int(oid), since=day("since"), until=day("until"),
+                   page=page_number(page))
 
     def args(self, **changes) -> dict:
         values = {"actor": self.actor, "action": self.action, "object_type": self.object_type,

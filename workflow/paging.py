@@ -4,9 +4,26 @@ whatever the size of the call (a count, then one page of rows)."""
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 PER_PAGE = 50
+_NUMBER = re.compile(r"[0-9]{1,9}")  # ASCII digits only ("²".isdigit() is true), small enough for any column
+
+
+def positive_int(raw: str | None) -> int | None:
+    """A page number or an id from a query string: 1 to 999,999,999 in ASCII digits, else None (a crafted
+    value must not reach int() or the database as an overflow)."""
+    raw = (raw or "").strip()
+    if not _NUMBER.fullmatch(raw):
+        return None
+    value = int(raw)
+    return value if value > 0 else None
+
+
+def page_number(raw: str | None) -> int:
+    """The ?page= of a list: a positive number, anything else is page 1."""
+    return positive_int(raw) or 1
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from workflow.clock import utcnow
 from workflow.countries import country_name
 from workflow.errors import ChangedMeanwhile, DomainError
 from workflow.models import Call, Partner, Proposal, ProposalInvitation, ProposalMember, User
+from workflow.paging import positive_int
 from workflow.proposals import (
     ACRONYM_MAX,
     COST_CATEGORIES,
@@ -224,7 +225,7 @@ def edit(proposal_id: int):
             seen = request.form.get("version", "")  # the version the editor showed, if it sent one
             try:
                 update_proposal(db(), actor(), proposal,
-                                expected_version=int(seen) if seen.isdigit() else None, **changes)
+                                expected_version=positive_int(seen), **changes)
                 _commit()
             except ChangedMeanwhile:
                 refuse(form, ChangedMeanwhile())
@@ -308,7 +309,7 @@ def _partner_page(proposal: Proposal, partner: Partner | None):
                 else:
                     seen = form.version.data or ""
                     saved = update_partner(db(), actor(), partner, data,
-                                           expected_version=int(seen) if seen.isdigit() else None)
+                                           expected_version=positive_int(seen))
                     done = "saved"
                 label = f"Partner {saved.position} ({saved.organisation}) {done}."
                 _commit()

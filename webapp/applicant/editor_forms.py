@@ -29,6 +29,7 @@ from wtforms.validators import (
 
 from workflow.callconfig import PARTNER_TYPE_LABELS, PARTNER_TYPES
 from workflow.countries import all_countries
+from workflow.paging import positive_int
 from workflow.proposals import (
     ACRONYM_MAX,
     COST_CATEGORIES,
@@ -147,7 +148,7 @@ class PartnerForm(FlaskForm):
         value = (field.data or "").strip()
         if value in ("", OWN_FUNDING):
             return
-        if not value.isdigit() or int(value) not in self._funder_ids:
+        if positive_int(value) not in self._funder_ids:
             raise ValidationError("choose one of the call's funders, or Own funding")
 
     def budget_fields(self):
@@ -163,7 +164,7 @@ class PartnerForm(FlaskForm):
         value = (self.funder.data or "").strip()
         if value == OWN_FUNDING:
             return None, True
-        return (int(value) if value.isdigit() else None), False
+        return positive_int(value), False
 
 
 class InviteForm(FlaskForm):

@@ -9,6 +9,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, Regexp
 
 from workflow.callconfig import DOCUMENT_KINDS
 from workflow.documents import KIND_LABELS
+from workflow.paging import positive_int
 
 NO_PARTNER = "The whole proposal (no partner)"
 VERSION_MESSAGE = "this form is out of date; reload the page and try again"
@@ -23,7 +24,7 @@ class _Versioned(FlaskForm):
     @property
     def expected_version(self) -> int | None:
         value = (self.version.data or "").strip()
-        return int(value) if value.isdigit() else None
+        return positive_int(value)
 
 
 class UploadForm(FlaskForm):
@@ -40,8 +41,7 @@ class UploadForm(FlaskForm):
 
     @property
     def partner_id(self) -> int | None:
-        value = (self.partner.data or "").strip()
-        return int(value) if value.isdigit() else None
+        return positive_int(self.partner.data)
 
 
 class SubmitForm(_Versioned):

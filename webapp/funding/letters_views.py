@@ -31,7 +31,7 @@ from webapp.funding.forms import ActionForm, TemplateForm
 from webapp.views import allow, get_or_404, page_arg, refuse
 from workflow.errors import ChangedMeanwhile, DomainError, InvalidInput
 from workflow.models import Call, Proposal
-from workflow.paging import Window
+from workflow.paging import Window, positive_int
 
 REFRESH_SECONDS = 2
 
@@ -110,8 +110,8 @@ def _sample_choices(call: Call) -> list[tuple[str, str]]:
 def _preview_parts(L, call: Call, sample: str, source: str):
     """(data, body) of the letter for the chosen sample (made-up data or a real proposal), with `source`."""
     kind, stage, rest = (sample.split(":", 2) + ["", ""])[:3]
-    if kind == "proposal" and rest.isdigit():
-        proposal = db().get(Proposal, int(rest))
+    if kind == "proposal" and positive_int(rest) is not None:
+        proposal = db().get(Proposal, positive_int(rest))
         if proposal is None or proposal.call_id != call.id or stage not in ("pre", "full"):
             raise InvalidInput("choose a proposal of this call to preview", "sample")
         return L.letter_parts(db(), proposal, stage, source=source)

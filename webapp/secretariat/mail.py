@@ -16,7 +16,7 @@ from webapp.auth import actor
 from webapp.db import commit, db
 from webapp.secretariat import bp
 from webapp.secretariat.calls import ConfirmForm, _console_call, deny
-from webapp.views import refuse
+from webapp.views import page_arg, refuse
 from workflow import console
 from workflow.errors import AccessDenied, DomainError, InvalidInput, NotFound
 
@@ -118,9 +118,7 @@ def outbox(call_id: int):
 
     call = _console_call(call_id)
     status = request.args.get("status", "")
-    page = request.args.get("page", "1")
-    box = mt.outbox_page(db(), actor(), call, status if status in mt.STATUSES else "",
-                         int(page) if page.isdigit() else 1)
+    box = mt.outbox_page(db(), actor(), call, status if status in mt.STATUSES else "", page_arg())
     return render_template("secretariat/outbox.html", call=call, box=box, status=status, form=ConfirmForm(),
                            secret_kinds=mt.SECRET_KINDS)
 

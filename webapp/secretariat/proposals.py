@@ -18,6 +18,7 @@ from workflow.countries import country_name
 from workflow.errors import AccessDenied, DomainError
 from workflow.lifecycle import STATE_BY_NAME, states_for
 from workflow.models import Call, FundingOrganisation, Partner, Proposal
+from workflow.paging import positive_int
 
 
 def _filter_choices(call: Call) -> dict:
@@ -97,8 +98,8 @@ def proposal_bulk_apply(call_id: int):
     items = []
     for value in request.form.getlist("items"):
         pid, _, version = value.partition(":")
-        if pid.isdigit():
-            items.append((int(pid), int(version) if version.isdigit() else None))
+        if positive_int(pid) is not None:
+            items.append((positive_int(pid), positive_int(version)))
     reason = (request.form.get("reason") or "").strip()[:500] or None
     try:
         moved = console.bulk_transition(db(), actor(), call, trigger, items, reason=reason)

@@ -97,7 +97,7 @@ from webapp.views import allow, get_or_404, page_arg, refuse
 from workflow.clock import utcnow
 from workflow.errors import AccessDenied, DomainError
 from workflow.models import Call, Proposal, Rebuttal, User
-from workflow.paging import Window
+from workflow.paging import Window, positive_int
 
 STAGE_NAMES = {"pre": "pre-proposal", "full": "full proposal"}
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
@@ -726,8 +726,8 @@ def reviews_ranking_build(call_id: int, kind: str):
         return redirect(url_for(".reviews_ranking", call_id=call.id, kind=kind), code=303)
     votes = {}
     for name, value in request.form.items():
-        if name.startswith("vote_") and name[5:].isdigit():
-            votes[int(name[5:])] = value.strip()
+        if name.startswith("vote_") and positive_int(name[5:]) is not None:
+            votes[positive_int(name[5:])] = value.strip()
     vote_note = (request.form.get("vote_note") or "").strip()
     panel_vote = None
     if votes:
