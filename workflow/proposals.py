@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from workflow import audit
 from workflow.access import can
@@ -333,6 +334,10 @@ def update_partner(session: Session, actor, partner: Partner, data: PartnerData,
     before = {k: getattr(partner, k) for k in ("organisation", "country", "funder_id", "requested_amount")}
     changed = data.apply(partner)
     if changed:
+        try:
+            session.flush()  # the UPDATE checks the version: a save that won the race makes this one stale
+        except StaleDataError:
+            raise ChangedMeanwhile("this partner") from None
         audit.record(session, actor, "partner.edited", partner, call_id=partner.proposal.call_id,
                      before=before, after=changed)
     return partner

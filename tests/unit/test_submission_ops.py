@@ -7,7 +7,6 @@ import datetime as dt
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.orm.exc import StaleDataError
 
 from reviews.models import Review, ReviewAssignment
 from reviews.release import open_rebuttal, released_reviews
@@ -612,9 +611,8 @@ def test_two_saves_racing_on_one_partner_cannot_both_win(world, session_factory)
         shown_to_b = b.version  # both forms were shown before either was saved
         update_partner(first, coordinator, a, _same_partner_with(a, pi_name="From A"), expected_version=a.version)
         first.commit()
-        with pytest.raises(StaleDataError):  # B's check passed on what B had read; its UPDATE finds no row
+        with pytest.raises(ChangedMeanwhile):  # B's check passed on what B had read; its UPDATE finds no row
             update_partner(second, member, b, _same_partner_with(b, pi_name="From B"), expected_version=shown_to_b)
-            second.commit()
         second.rollback()
     finally:
         first.close()

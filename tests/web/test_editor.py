@@ -346,6 +346,7 @@ def test_a_partner_saved_by_someone_else_meanwhile_is_not_overwritten_and_what_w
     refused = client.post(page, data=partner_form(session, version=seen, organisation="Org 2 FR", pi_name="Mine"))
     assert refused.status_code == 409
     assert "Someone else saved this partner" in text_of(refused)
+    assert "reload the page" not in text_of(refused)  # reloading would lose what was typed
     assert value_of(refused, "pi_name") == "Mine"
     session.expire_all()
     assert session.get(Partner, partner.id).pi_name == "Changed By Co-applicant"
@@ -775,3 +776,31 @@ def test_a_member_cannot_add_partner_1_before_the_coordinator(client, session, w
     assert refused.status_code == 302
     session.expire_all()
     assert session.get(Proposal, proposal.id).partners == []
+
+
+def test_a_partner_save_that_loses_a_race_gets_the_409_page_not_an_error(client, session, world, session_factory,
+                                                                          monkeypatch):
+    """Another save lands after this one's version check passed and before its UPDATE: the UPDATE finds
+    no row of the version shown, and the person is told as for any save over a newer one."""
+    import webapp.applicant.editor as editor
+
+    call, cora = world
+    proposal = draft(session, call, cora, "DE", "FR")
+    partner_id = next(p for p in proposal.partners if p.country == "FR").id
+    login(client, cora)
+    page = f"/my/proposals/{proposal.id}/partners/{partner_id}/edit"
+    seen = value_of(client.get(page), "version")
+    checked_then_saved_elsewhere = editor.update_partner
+
+    def racing(*args, **kwargs):
+        with session_factory() as other:
+            other.get(Partner, partner_id).pi_name = "The Other Save"
+            other.commit()
+        return checked_then_saved_elsewhere(*args, **kwargs)
+
+    monkeypatch.setattr(editor, "update_partner", racing)
+    refused = client.post(page, data=partner_form(session, version=seen, organisation="Org 2 FR", pi_name="Mine"))
+    assert refused.status_code == 409
+    assert "Someone else saved this partner" in text_of(refused) and value_of(refused, "pi_name") == "Mine"
+    session.expire_all()
+    assert session.get(Partner, partner_id).pi_name == "The Other Save"

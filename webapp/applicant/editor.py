@@ -314,7 +314,7 @@ def _partner_page(proposal: Proposal, partner: Partner | None):
                 label = f"Partner {saved.position} ({saved.organisation}) {done}."
                 _commit()
             except ChangedMeanwhile:
-                refuse(form, ChangedMeanwhile())
+                db().rollback()  # one message, the one that says what was kept
                 flash("Someone else saved this partner while you were editing. What you typed is kept below: "
                       "compare it with the proposal's overview, then save again to replace theirs.", "warning")
                 form.version.data = str(db().get(Partner, partner.id).version)
