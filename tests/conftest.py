@@ -162,10 +162,12 @@ class Mailbox:
 
         self._email, self._policy = email, email.policy.default
         self.messages: list = []
+        self.greetings: list = []  # the name each sender gave in HELO/EHLO
         mailbox = self
 
         class Handler:
             async def handle_DATA(self, server, session, envelope):
+                mailbox.greetings.append(session.host_name)
                 mailbox.messages.append(
                     mailbox._email.message_from_bytes(envelope.original_content, policy=mailbox._policy))
                 return "250 Message accepted for delivery"
@@ -230,6 +232,7 @@ def _mailbox():
 @pytest.fixture
 def mailbox(_mailbox):
     _mailbox.messages.clear()
+    _mailbox.greetings.clear()
     return _mailbox
 
 

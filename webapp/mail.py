@@ -72,9 +72,16 @@ def helo_name(settings: dict) -> str:
     """The name we greet the SMTP server with: configured, else the host of the site's address. Given
     explicitly because smtplib would otherwise look up this machine's FQDN in the DNS on every
     connection, which stalls delivery for as long as a slow resolver takes."""
+    import ipaddress
     from urllib.parse import urlsplit
 
-    return settings.get("smtp_helo_name") or urlsplit(settings.get("base_url", "")).hostname or "localhost"
+    name = settings.get("smtp_helo_name") or urlsplit(settings.get("base_url", "")).hostname or "localhost"
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return name
+    # RFC 5321 4.1.3: an address literal in brackets (strict servers refuse a bare address)
+    return f"[IPv6:{address}]" if address.version == 6 else f"[{address}]"
 
 
 def _smtp(settings: dict) -> smtplib.SMTP:

@@ -121,3 +121,17 @@ def test_the_same_event_queues_one_message(session, dedup):
     queue(session, 1, dedup_key=dedup)
     queue(session, 1, dedup_key=dedup)
     assert len(session.scalars(select(OutboxMessage)).all()) == 1
+
+
+@pytest.mark.parametrize(("configured", "base_url", "greeting"), [
+    ("", "http://jointcall.test", "jointcall.test"),  # the site's host name
+    ("", "http://127.0.0.1:5000", "[127.0.0.1]"),  # an address goes in brackets (RFC 5321)
+    ("", "http://[::1]:5000", "[IPv6:::1]"),
+    ("mail-out.example.org", "http://127.0.0.1:5000", "mail-out.example.org"),  # the setting wins
+])
+def test_the_smtp_server_is_greeted_with_the_site_name_or_the_setting(session, session_factory, settings, mailbox,
+                                                                      configured, base_url, greeting):
+    queue(session)
+    report = deliver_pending(session_factory, {**settings, "smtp_helo_name": configured, "base_url": base_url})
+    assert report.sent == 1 and mailbox.wait_for(1)
+    assert mailbox.greetings == [greeting]
