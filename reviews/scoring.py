@@ -318,12 +318,15 @@ def remind_before_review_deadlines(session: Session, *, days_before: tuple[int, 
             deadline = from_local(stage_def.review_deadline, call.time_zone)
             days_left = (stage_def.review_deadline.date() - now.astimezone(call.settings.zone).date()).days
             if now < deadline and days_left in days_before:
-                out.append((call, stage_def.kind,
-                            _queue_reminders(session, None, call, deadline=deadline, stage=stage_def.kind)))
+                out.append((call, stage_def.kind, _queue_reminders(
+                    session, None, call, deadline=deadline, stage=stage_def.kind, record_none=False)))
     return out
 
 
-def _queue_reminders(session: Session, actor, call: Call, *, deadline: dt.datetime, stage: str) -> int:
+def _queue_reminders(session: Session, actor, call: Call, *, deadline: dt.datetime, stage: str,
+                     record_none: bool = True) -> int:
+    """`record_none`: audit a run that queued nothing too (the secretariat's button does; a daily job
+    rerun must not fill the log)."""
     if deadline.tzinfo is None:
         raise InvalidInput("give the deadline with its time zone", "deadline")
     now = utcnow()
@@ -346,8 +349,9 @@ def _queue_reminders(session: Session, actor, call: Call, *, deadline: dt.dateti
         )
         queued += 1
     session.flush()
-    audit.record(session, actor, "review.reminders_sent", call, call_id=call.id,
-                 after={"stage": stage, "deadline": deadline.isoformat(), "queued": queued})
+    if queued or record_none:
+        audit.record(session, actor, "review.reminders_sent", call, call_id=call.id,
+                     after={"stage": stage, "deadline": deadline.isoformat(), "queued": queued})
     return queued
 
 

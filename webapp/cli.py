@@ -136,7 +136,9 @@ def remind_reviewers_cmd(days):
     try:
         chosen = tuple(sorted({int(d) for d in days.split(",") if d.strip()}))
     except ValueError:
-        click.echo(f"error: --days takes whole numbers separated by commas, not {days!r}", err=True)
+        chosen = ()
+    if not chosen or min(chosen) < 0:
+        click.echo(f"error: --days takes whole numbers of 0 or more separated by commas, not {days!r}", err=True)
         sys.exit(2)
     with _session() as session:
         done = remind_before_review_deadlines(session, days_before=chosen)

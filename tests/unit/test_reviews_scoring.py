@@ -229,6 +229,7 @@ def test_scheduled_reminders_go_out_seven_and_two_days_before_the_review_deadlin
     event = events(w.session, "review.reminders_sent")[-1]
     assert event.actor_label == "system" and event.after["queued"] == 1
     assert [n for *_, n in sc.remind_before_review_deadlines(w.session)] == [0]  # run again the same day
+    assert len(events(w.session, "review.reminders_sent")) == 1  # and the rerun left no record
     frozen(dt.datetime(2030, 7, 10, 6, 0, tzinfo=UTC))  # 5 days before: nothing
     assert sc.remind_before_review_deadlines(w.session) == []
     frozen(dt.datetime(2030, 7, 13, 6, 0, tzinfo=UTC))  # 2 days before

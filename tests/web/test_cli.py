@@ -152,8 +152,9 @@ def test_remind_reviewers_queues_the_reminders_due_today_and_says_so(cli, sessio
     load_call(session, sec, parse_call_definition(data))
     session.commit()
 
-    bad = cli("remind-reviewers", "--days", "seven")
-    assert bad.exit_code == 2 and "--days takes whole numbers separated by commas" in bad.output
+    for bad_days in ("seven", "", ",", "-3"):
+        bad = cli("remind-reviewers", "--days", bad_days)
+        assert bad.exit_code == 2 and "--days takes whole numbers of 0 or more" in bad.output, bad_days
     frozen(dt.datetime(2030, 7, 12, 8, 0, tzinfo=dt.UTC))  # 3 days before: not a reminder day
     assert "no review deadline is due for a reminder today" in cli("remind-reviewers").output
     result = cli("remind-reviewers", "--days", "3")

@@ -125,7 +125,7 @@ def test_the_dashboard_counts_reviews_per_stage_and_links_to_the_review_pages(cl
     assert numbers(page, "conflicts-pre") == {"declared": "1", "detected": "3", "overridden": "1"}
     assert numbers(page, "conflicts-full") == {"declared": "0", "detected": "1", "overridden": "0"}
     text = plain(client.get(dashboard_url(w)))
-    assert "With fewer than 3 reviewers" in text and "not given yet" in text
+    assert "With fewer than 3 reviewers" in text and "not set yet (set it on the settings page" in text
 
     base = f"/secretariat/calls/{w.call.id}/reviews"
     pre, full = cells(page, "reviews-pre"), cells(page, "reviews-full")

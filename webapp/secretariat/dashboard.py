@@ -59,7 +59,7 @@ def _bar(value: int, maximum: int, width: int = 300) -> int:
 @dataclass(frozen=True)
 class StageReviews:
     """One stage's review figures. "Late" is the rule of the progress page and of the reminders: the review
-    deadline (given with the stage's latest reminders) has passed and a review of a proposal still under
+    deadline (reviews.scoring.review_deadline: the call's setting, else the latest reminders') has passed and a review of a proposal still under
     review at this stage is not submitted."""
 
     kind: str

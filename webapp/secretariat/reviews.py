@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import func, select
+from sqlalchemy import select
 from wtforms import (
     DateTimeLocalField,
     EmailField,
@@ -94,6 +94,7 @@ from webapp.reviewer.forms import score_choices
 from webapp.reviewer.views import invitation_link
 from webapp.secretariat import bp
 from webapp.views import allow, get_or_404, page_arg, refuse
+from workflow.accounts import find_user
 from workflow.clock import utcnow
 from workflow.errors import AccessDenied, DomainError
 from workflow.models import Call, Proposal, Rebuttal, User
@@ -332,7 +333,7 @@ def reviews_assign(call_id: int, kind: str):
     reviewer = db().get(User, reviewer_id) if reviewer_id else None
     typed = (request.form.get("reviewer") or "").strip()  # the e-mail typed where the list is too long
     if reviewer is None and typed:
-        reviewer = db().scalar(select(User).where(func.lower(User.email) == typed.lower()))
+        reviewer = find_user(db(), typed)
         if reviewer is None:
             flash(f"Nobody with the e-mail {typed} is a reviewer of this call; nothing was assigned.", "danger")
             return back
