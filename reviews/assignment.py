@@ -480,12 +480,18 @@ def accept_preview(session: Session, actor, call: Call, preview: AssignmentPrevi
     return created
 
 
-def discard_preview(session: Session, actor, call: Call, preview: AssignmentPreview) -> None:
-    """The secretariat discards a preview: nothing changes but the audit log says so."""
+def preview_summary(preview: AssignmentPreview) -> dict:
+    """What the audit log keeps of a preview (its pairs are not written anywhere until accepted)."""
+    return {"stage": preview.stage, "pairs": len(preview.pairs), "method": preview.method,
+            "objective": preview.objective}
+
+
+def discard_preview(session: Session, actor, call: Call, summary: dict) -> None:
+    """The secretariat discards the preview it was shown (`preview_summary`): nothing changes but the audit
+    log says so. The preview is not computed again for that."""
     require(actor, "review.assign", call)
-    audit.record(session, actor, "review.auto_assignment_discarded", call, call_id=call.id, after={
-        "stage": preview.stage, "pairs": len(preview.pairs), "method": preview.method,
-        "objective": preview.objective})
+    audit.record(session, actor, "review.auto_assignment_discarded", call, call_id=call.id,
+                 after={k: summary.get(k) for k in ("stage", "pairs", "method", "objective")})
 
 
 def load_summary(session: Session, call: Call, stage: str) -> dict[int, int]:

@@ -271,7 +271,7 @@ def test_only_the_secretariat_runs_the_assignment(small):
 def test_discarding_a_preview_changes_nothing_but_is_on_record(small):
     w = small
     preview = asg.propose_assignment(w.session, w.sec, w.call, load_cap=2)
-    asg.discard_preview(w.session, w.sec, w.call, preview)
+    asg.discard_preview(w.session, w.sec, w.call, asg.preview_summary(preview))
     w.session.commit()
     assert count(w.session, ReviewAssignment) == 0
     assert events(w.session, "review.auto_assignment_discarded")[0].after["pairs"] == 9

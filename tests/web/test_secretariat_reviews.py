@@ -240,13 +240,22 @@ def test_bad_parameters_are_shown_next_to_their_fields(client, w):
     assert error_of(html, "country_penalty") == "between 0 and 1"
 
 
-def test_discarding_writes_nothing_but_the_audit_says_so(client, session, w):
+def test_discarding_writes_nothing_but_the_audit_says_so(client, session, w, monkeypatch):
+    import webapp.secretariat.reviews as views
+
     login(client, w.sec)
     html = client.get(base(w) + "/pre/assignments/preview?load_cap=3").get_data(as_text=True)
+    shown = len(re.findall(r'<tr class="pair"', html))
+
+    def not_again(*_args, **_kwargs):
+        raise AssertionError("discarding must not compute the assignment again")
+
+    monkeypatch.setattr(views, "propose_assignment", not_again)  # seconds at the scale of a real call
     r = client.post(base(w) + "/pre/assignments/preview/discard", data={"token": preview_token(html)})
     assert r.status_code == 303 and "discarded" in text_of(client.get(r.location))
     assert count(session, ReviewAssignment) == 0
-    assert session.scalar(select(AuditEvent).where(AuditEvent.action == "review.auto_assignment_discarded"))
+    event = session.scalar(select(AuditEvent).where(AuditEvent.action == "review.auto_assignment_discarded"))
+    assert event.after["pairs"] == shown > 0 and event.after["method"] == "min-cost flow"
 
 
 def test_a_stale_preview_is_not_written_and_the_new_one_is_shown(client, session, w):

@@ -53,6 +53,7 @@ from reviews.assignment import (
     accept_preview,
     assign_reviewer,
     discard_preview,
+    preview_summary,
     propose_assignment,
     remove_assignment,
     wanted_reviewers,
@@ -396,7 +397,8 @@ def _compute(call: Call, kind: str, params: dict) -> AssignmentPreview:
 
 
 def _preview_page(call: Call, kind: str, preview: AssignmentPreview, params: dict, code: int = 200):
-    token = _serializer().dumps({"call": call.id, "stage": kind, "params": params, "digest": _digest(preview)})
+    token = _serializer().dumps({"call": call.id, "stage": kind, "params": params, "digest": _digest(preview),
+                                 "summary": preview_summary(preview)})
     # The table shows 50 proposals' pairs a page; the summary, accept and discard concern the whole preview
     # (each page computes the same preview again: it is deterministic and accept checks its digest).
     by_proposal: dict[int, list] = {}
@@ -425,20 +427,28 @@ def reviews_preview(call_id: int, kind: str):
     return _preview_page(call, kind, preview, params)
 
 
-def _preview_from_token(call: Call, kind: str) -> tuple[AssignmentPreview | None, dict | None, bool]:
-    """(the preview computed again, its parameters, whether it is the one that was shown)."""
+def _shown_preview(call: Call, kind: str) -> dict | None:
+    """What the signed token of the preview page says was shown (None, with a message, when it is not valid)."""
     form = PreviewDecisionForm()
     if not form.validate_on_submit():
         _expired()
-        return None, None, False
+        return None
     try:
         data = _serializer().loads(form.token.data or "", max_age=PREVIEW_MAX_AGE)
     except BadSignature:
         flash("This preview is no longer valid (older than a day, or altered); run the automatic assignment "
               "again.", "danger")
-        return None, None, False
+        return None
     if data.get("call") != call.id or data.get("stage") != kind:
         abort(400)
+    return data
+
+
+def _preview_from_token(call: Call, kind: str) -> tuple[AssignmentPreview | None, dict | None, bool]:
+    """(the preview computed again, its parameters, whether it is the one that was shown)."""
+    data = _shown_preview(call, kind)
+    if data is None:
+        return None, None, False
     preview = _compute(call, kind, data["params"])
     return preview, data["params"], _digest(preview) == data["digest"]
 
@@ -471,10 +481,10 @@ def reviews_preview_discard(call_id: int, kind: str):
     call = _staged(call_id, kind, "review.assign")
     back = redirect(url_for(".reviews_assignments", call_id=call.id, kind=kind), code=303)
     try:
-        preview, _params_, _same = _preview_from_token(call, kind)
-        if preview is None:
+        shown = _shown_preview(call, kind)
+        if shown is None:
             return back
-        discard_preview(db(), actor(), call, preview)
+        discard_preview(db(), actor(), call, shown.get("summary") or {"stage": kind})
         commit()
     except DomainError as err:
         refuse(None, err)
