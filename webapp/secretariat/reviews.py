@@ -11,6 +11,7 @@ only if it is still the one the secretariat saw (accept_preview re-checks every 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from zoneinfo import ZoneInfo
@@ -829,18 +830,15 @@ def _invitations_page(call: Call, chosen: list[int], form: SendInvitationsForm, 
     p = Window(len(entries), page_arg())
     shown = p.slice(entries)
     pending_shown = [e for e in shown if e.proposal.state == "pre_review"]
-    shown_ids = {e.proposal.id for e in pending_shown}
-    # Links and the update form carry the choice as its differences from the recommendation, so they stay
-    # short however many proposals are chosen (a full list of ids outgrows a URL at a few hundred).
-    recommended = set(_recommended(entries))
-    added, dropped = sorted(chosen_set - recommended), sorted(recommended - chosen_set)
-    page_args = dict(call_id=call.id, toggled=1, add=added, drop=dropped) if added or dropped else dict(call_id=call.id)
+    # Links and the update form carry the choice as one bit per proposal of the list (?sel=...): a list of
+    # ids outgrew a URL at a few hundred; this stays about N/6 characters whatever is chosen.
+    sel = _encode_choice(entries, chosen_set) if chosen_set != set(_recommended(entries)) else None
+    page_args = dict(call_id=call.id, sel=sel) if sel else dict(call_id=call.id)
     return _render("reviews_invitations.html", call, code, kind="pre", chosen=chosen, chosen_set=chosen_set,
                    budget=budget, form=form, guidance=INVITATION_BUDGET_GUIDANCE, decided=decided, pending=pending,
                    requested=requested, invited_now=invited_now,
                    decided_shown=[e for e in shown if e.proposal.state in ("invited", "not_invited")],
-                   pending_shown=pending_shown, added_elsewhere=[pid for pid in added if pid not in shown_ids],
-                   dropped_elsewhere=[pid for pid in dropped if pid not in shown_ids], p=p, page_args=page_args,
+                   pending_shown=pending_shown, sel=_encode_choice(entries, chosen_set), p=p, page_args=page_args,
                    recommendations=PANEL_RECOMMENDATIONS, fmt_score=fmt_score, **ctx)
 
 
@@ -848,28 +846,47 @@ def _id_set(name: str) -> set[int]:
     return set(_chosen_ids(request.args.getlist(name)))
 
 
+def _encode_choice(entries, chosen: set[int]) -> str:
+    """The chosen proposals as one bit per entry of the (frozen) ranking list, URL-safe base64."""
+    bits = bytearray((len(entries) + 7) // 8)
+    for i, e in enumerate(entries):
+        if e.proposal.id in chosen:
+            bits[i // 8] |= 1 << (i % 8)
+    return base64.urlsafe_b64encode(bytes(bits)).decode().rstrip("=")
+
+
+def _decode_choice(entries, sel: str) -> set[int] | None:
+    """The proposals `sel` chooses; None when it does not fit this list (altered, or another list)."""
+    try:
+        bits = base64.urlsafe_b64decode(sel + "=" * (-len(sel) % 4))
+    except (ValueError, TypeError):
+        return None
+    if len(bits) != (len(entries) + 7) // 8:
+        return None
+    return {e.proposal.id for i, e in enumerate(entries) if bits[i // 8] >> (i % 8) & 1}
+
+
 @bp.get("/calls/<int:call_id>/reviews/pre/invitations")
 def reviews_invitations(call_id: int):
-    """The choice comes as a full list (?chosen=1&invite=...), as changes to the panel's recommendation
-    (?toggled=1&add=...&drop=..., plus the ticks of the page the update form was on: shown=... and
-    invite=...), or, on a first visit, is the recommendation."""
+    """The choice comes as a full list (?chosen=1&invite=..., what the send form posts), as bits over the
+    list (?sel=..., plus the ticks of the page the update form was on: shown=... and invite=...), or, on a
+    first visit, is the panel's recommendation."""
     call = _staged(call_id, "pre", "panel.manage")
     ctx = _ranking_context(call, "pre")
-    recommended = _recommended(ctx["entries"])
+    entries = ctx["entries"]
+    recommended = _recommended(entries)
     if request.args.get("chosen"):
         chosen = _chosen_ids(request.args.getlist("invite"))
-    elif request.args.get("toggled"):
-        base = set(recommended)
-        added, dropped, ticked = _id_set("add"), _id_set("drop"), _id_set("invite")
+    elif request.args.get("sel") is not None:
+        base = _decode_choice(entries, request.args.get("sel", ""))
+        chosen_set = set(recommended) if base is None else base
+        ticked = _id_set("invite")
         for pid in _id_set("shown"):  # the rows of the page the form was on say what they are now
-            added.discard(pid)
-            dropped.discard(pid)
-            if pid in ticked and pid not in base:
-                added.add(pid)
-            elif pid not in ticked and pid in base:
-                dropped.add(pid)
-        chosen = [e.proposal.id for e in ctx["entries"]
-                  if (e.proposal.id in base and e.proposal.id not in dropped) or e.proposal.id in added]
+            if pid in ticked:
+                chosen_set.add(pid)
+            else:
+                chosen_set.discard(pid)
+        chosen = [e.proposal.id for e in entries if e.proposal.id in chosen_set]
     else:
         chosen = recommended
     return _invitations_page(call, chosen, SendInvitationsForm(formdata=None), ctx=ctx)
