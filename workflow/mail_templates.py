@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, UndefinedError
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, UndefinedError, meta
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -111,10 +111,30 @@ REQUIRED = {"role_invitation": ("link",), "reminder": ("link",)}
 
 
 def sample_context(call: Call, kind: Kind) -> dict:
-    context = {"call": {"title": call.title, "code": call.code}, "proposal": dict(_SAMPLE_PROPOSAL),
-               "coordinator": dict(_SAMPLE_COORD), "recipient": {"name": "Cora Coordinator", "email": "cora@example.org"}}
-    context.update(kind.sample)
+    """Made-up values for exactly the placeholders the kind lists: a wording that uses anything else fails
+    its check when saved, not later when the real message is composed without it."""
+    everything = {"call": {"title": call.title, "code": call.code}, "proposal": dict(_SAMPLE_PROPOSAL),
+                  "coordinator": dict(_SAMPLE_COORD),
+                  "recipient": {"name": "Cora Coordinator", "email": "cora@example.org"}}
+    everything.update(kind.sample)
+    context: dict = {}
+    for name, _description in kind.placeholders:
+        head, _, attr = name.partition(".")
+        if head not in everything:
+            continue
+        if attr and isinstance(everything[head], dict):
+            context.setdefault(head, {})[attr] = everything[head].get(attr)
+        else:
+            context[head] = everything[head]
     return context
+
+
+def _used_names(body: str) -> set[str]:
+    """The top-level placeholders a template refers to (a syntax error is reported by the rendering)."""
+    try:
+        return meta.find_undeclared_variables(_env.parse(body))
+    except TemplateSyntaxError:
+        return set()
 
 
 def _render(source: str, context: dict, field_name: str) -> str:
@@ -148,8 +168,9 @@ def _check(kind: Kind, call: Call, subject: str, body: str) -> tuple[str, str]:
         raise InvalidInput("enter the text of the message", "body")
     if len(body) > MAX_BODY:
         raise InvalidInput(f"the text may have at most {MAX_BODY:,} characters", "body")
+    used = _used_names(body)
     for name in REQUIRED.get(kind.key, ()):
-        if name not in body:
+        if name not in used:  # the placeholder itself, not the word ("open the link below")
             raise InvalidInput(f"the text must contain the placeholder {{{{ {name} }}}}", "body")
     return render_text(subject, body, sample_context(call, kind))
 

@@ -46,6 +46,8 @@ def test_a_template_is_previewed_saved_audited_and_used(app, client, session, fr
     assert escape.status_code == 422 and 'id="subject-error">' in text_of(escape)
     no_link = client.post(url, data={"subject": "Join", "body": "Hello", "save": "Save"})
     assert "the text must contain the placeholder {{ link }}" in plain(no_link)
+    word_only = client.post(url, data={"subject": "Join", "body": "Open the link below to join.", "save": "Save"})
+    assert "the text must contain the placeholder {{ link }}" in plain(word_only)  # the word is not the link
     assert not events(session, "mail.template_saved")
 
     saved = client.post(url, data={"subject": "Join {{ call.title }}", "body": body, "save": "Save"})
@@ -62,6 +64,19 @@ def test_a_template_is_previewed_saved_audited_and_used(app, client, session, fr
     client.post(url + "/reset")
     assert "default wording" in plain(client.get(url))
     assert len(events(session, "mail.template_reset")) == 1
+
+
+def test_a_coordinator_wording_may_use_only_what_coordinator_mail_provides(client, session, frozen):
+    """Coordinator mail is composed without a `recipient`: a wording using it is refused when saved, rather
+    than silently replaced by the default when the real message is sent."""
+    call, sec = setup(session, frozen)
+    login(client, sec)
+    url = f"/secretariat/calls/{call.id}/mail/templates/submission_receipt"
+    refused = client.post(url, data={"subject": "Receipt", "body": "Dear {{ recipient.name }}", "save": "Save"})
+    assert refused.status_code == 422 and "unknown placeholder" in plain(refused)
+    assert not events(session, "mail.template_saved")
+    fine = client.post(url, data={"subject": "Receipt", "body": "Dear {{ coordinator.name }}", "save": "Save"})
+    assert fine.status_code == 302
 
 
 def test_the_outbox_shows_failed_mail_and_resends_it(app, client, session, frozen):
