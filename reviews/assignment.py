@@ -21,7 +21,6 @@ from reviews.common import (
     MIN_REVIEWS,
     REVIEW_STATE,
     check_stage,
-    email_domain,
     ordinal,
     proposal_stage,
     reviewer_ids,
@@ -30,9 +29,8 @@ from reviews.conflicts import call_reviewers, is_conflicted
 from reviews.matching import NOT_ALLOWED, Problem, ScoreTable, Solution, solve_flow, solve_greedy
 from reviews.models import Conflict, Review, ReviewAssignment, ReviewerProfile
 from reviews.policy import require
-from reviews.text import ExpertiseIndex, fold, split_keywords
+from reviews.text import ExpertiseIndex, split_keywords
 from workflow import audit, outbox
-from workflow.accounts import normalise_email
 from workflow.clock import utcnow
 from workflow.countries import country_name
 from workflow.errors import DomainError, InvalidInput
@@ -218,63 +216,9 @@ def _load(session: Session, call: Call, stage: str) -> _Loaded:
     profiles = {p.user_id: p for p in session.scalars(select(ReviewerProfile).where(ReviewerProfile.call_id == call.id))}
     existing = list(session.scalars(select(ReviewAssignment).where(
         ReviewAssignment.call_id == call.id, ReviewAssignment.stage == stage)))
-    conflicts = _active_conflicts(call, [coi.proposal_info(parties[p.id]) for p in proposals], stored, reviewers,
-                                  profiles)
+    conflicts = coi.conflicts_among(call, [coi.proposal_info(parties[p.id]) for p in proposals], stored, reviewers,
+                                    profiles)
     return _Loaded(call, stage, proposals, reviewers, profiles, existing, conflicts)
-
-
-def _active_conflicts(call: Call, proposals: list[coi.ProposalInfo], stored: dict[tuple[int, int], list],
-                      reviewers: list[User], profiles: dict[int, ReviewerProfile]
-                      ) -> dict[tuple[int, int], list[coi.ConflictView]]:
-    """What reviews.conflicts.conflicts_by_pair(active only) gives, without running the rules on all
-    2,000 x 600 pairs: a pair that shares nothing a rule looks at (organisation, e-mail domain, e-mail,
-    membership, country when that rule is on) and has no stored conflict cannot be in conflict, so the
-    rules of reviews.conflicts (detect, and _merge with the stored rows) run only on the few pairs that do.
-    The rules stay there; tests/unit/test_assignment_at_scale.py checks both give the same pairs."""
-    infos = {r.id: coi.reviewer_info(r, profiles.get(r.id)) for r in reviewers}
-    same_country = coi.same_country_rule(call)
-    by_org, by_domain, by_subdomain, by_email, by_country = (defaultdict(set) for _ in range(5))
-    for rid, info in infos.items():
-        if org := fold(info.organisation):
-            by_org[org].add(rid)
-        domain = (info.email_domain or email_domain(info.email) or "").lower()
-        if domain and domain not in coi.PUBLIC_MAIL_DOMAINS:
-            by_domain[domain].add(rid)
-            for parent in _parent_domains(domain):
-                by_subdomain[parent].add(rid)
-        if email := normalise_email(info.email):
-            by_email[email].add(rid)
-        if same_country and info.country:
-            by_country[info.country].add(rid)
-    stored_reviewers: dict[int, set[int]] = defaultdict(set)
-    for pid, rid in stored:
-        if rid in infos:
-            stored_reviewers[pid].add(rid)
-    out: dict[tuple[int, int], list[coi.ConflictView]] = {}
-    for pinfo in proposals:
-        candidates = {rid for rid in pinfo.applicant_ids if rid in infos} | stored_reviewers.get(pinfo.id, set())
-        for partner in pinfo.partners:
-            candidates |= by_org.get(fold(partner.organisation), set())
-            domain = email_domain(partner.pi_email)
-            if domain and domain not in coi.PUBLIC_MAIL_DOMAINS:
-                for d in (domain, *_parent_domains(domain)):
-                    candidates |= by_domain.get(d, set())
-                candidates |= by_subdomain.get(domain, set())
-            candidates |= by_email.get(normalise_email(partner.pi_email), set())
-            if same_country:
-                candidates |= by_country.get(partner.country, set())
-        for rid in candidates:
-            views = coi._merge(rid, pinfo.id, stored.get((pinfo.id, rid), []),
-                               coi.detect(infos[rid], pinfo, same_country=same_country))
-            views = [v for v in views if v.active]
-            if views:
-                out[(pinfo.id, rid)] = views
-    return out
-
-
-def _parent_domains(domain: str) -> list[str]:
-    """'med.uni.example.org' -> ['uni.example.org', 'example.org', 'org']."""
-    return [domain[i + 1:] for i, ch in enumerate(domain) if ch == "."]
 
 
 def wanted_reviewers(call: Call, override: int | None = None) -> int:

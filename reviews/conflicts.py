@@ -225,6 +225,61 @@ def is_conflicted(session: Session, reviewer: User, proposal: Proposal) -> bool:
     return any(v.active for v in pair_conflicts(session, reviewer, proposal))
 
 
+def conflicts_among(call: Call, proposals: list[ProposalInfo], stored: dict[tuple[int, int], list],
+                    reviewers: list[User], profiles: dict, *, active_only: bool = True
+                    ) -> dict[tuple[int, int], list[ConflictView]]:
+    """{(proposal id, reviewer id): conflicts} without running the rules on every pair (2,000 x 600 at
+    call scale): a pair that shares nothing a rule of `detect` looks at (organisation, e-mail domain or a
+    parent of it, e-mail, membership, country when that rule is on) and has no stored conflict cannot be in
+    conflict, so `detect` and `_merge` run only on the pairs that do. A new rule in `detect` must add what it
+    looks at to this index (tests/unit/test_assignment_at_scale.py compares it with every pair checked)."""
+    infos = {r.id: reviewer_info(r, profiles.get(r.id)) for r in reviewers}
+    same_country = same_country_rule(call)
+    by_org, by_domain, by_subdomain, by_email, by_country = (defaultdict(set) for _ in range(5))
+    for rid, info in infos.items():
+        if org := fold(info.organisation):
+            by_org[org].add(rid)
+        domain = (info.email_domain or email_domain(info.email) or "").lower()
+        if domain and domain not in PUBLIC_MAIL_DOMAINS:
+            by_domain[domain].add(rid)
+            for parent in _parent_domains(domain):
+                by_subdomain[parent].add(rid)
+        if email := normalise_email(info.email):
+            by_email[email].add(rid)
+        if same_country and info.country:
+            by_country[info.country].add(rid)
+    stored_reviewers: dict[int, set[int]] = defaultdict(set)
+    for pid, rid in stored:
+        if rid in infos:
+            stored_reviewers[pid].add(rid)
+    out: dict[tuple[int, int], list[ConflictView]] = {}
+    for pinfo in proposals:
+        candidates = {rid for rid in pinfo.applicant_ids if rid in infos} | stored_reviewers.get(pinfo.id, set())
+        for partner in pinfo.partners:
+            candidates |= by_org.get(fold(partner.organisation), set())
+            domain = email_domain(partner.pi_email)
+            if domain and domain not in PUBLIC_MAIL_DOMAINS:
+                for d in (domain, *_parent_domains(domain)):
+                    candidates |= by_domain.get(d, set())
+                candidates |= by_subdomain.get(domain, set())
+            candidates |= by_email.get(normalise_email(partner.pi_email), set())
+            if same_country:
+                candidates |= by_country.get(partner.country, set())
+        for rid in candidates:
+            views = _merge(rid, pinfo.id, stored.get((pinfo.id, rid), []),
+                           detect(infos[rid], pinfo, same_country=same_country))
+            if active_only:
+                views = [v for v in views if v.active]
+            if views:
+                out[(pinfo.id, rid)] = views
+    return out
+
+
+def _parent_domains(domain: str) -> list[str]:
+    """'med.uni.example.org' -> ['uni.example.org', 'example.org', 'org']."""
+    return [domain[i + 1:] for i, ch in enumerate(domain) if ch == "."]
+
+
 def conflicts_by_pair(session: Session, call: Call, proposals: list[Proposal], reviewers: list[User],
                       *, active_only: bool = True) -> dict[tuple[int, int], list[ConflictView]]:
     """{(proposal id, reviewer id): conflicts} for many pairs at once (assignment, listings)."""
@@ -234,19 +289,8 @@ def conflicts_by_pair(session: Session, call: Call, proposals: list[Proposal], r
         for c in session.scalars(select(Conflict).where(Conflict.call_id == call.id, Conflict.proposal_id.in_(pids))):
             stored[(c.proposal_id, c.reviewer_id)].append(c)
     profiles = _profiles(session, call.id, [r.id for r in reviewers])
-    infos = {r.id: reviewer_info(r, profiles.get(r.id)) for r in reviewers}
-    same_country = same_country_rule(call)
-    out: dict[tuple[int, int], list[ConflictView]] = {}
-    for proposal in proposals:
-        pinfo = proposal_info(proposal)
-        for r in reviewers:
-            views = _merge(r.id, proposal.id, stored.get((proposal.id, r.id), []),
-                           detect(infos[r.id], pinfo, same_country=same_country))
-            if active_only:
-                views = [v for v in views if v.active]
-            if views:
-                out[(proposal.id, r.id)] = views
-    return out
+    return conflicts_among(call, [proposal_info(p) for p in proposals], stored, reviewers, profiles,
+                           active_only=active_only)
 
 
 def with_people(session: Session, proposals: list[Proposal], ids=None) -> list[Proposal]:
