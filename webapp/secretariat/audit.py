@@ -9,8 +9,8 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from webapp.auth import actor
 from webapp.db import db
 from webapp.secretariat import bp
-from webapp.secretariat.calls import ConfirmForm, deny
-from webapp.views import allow, get_or_404
+from webapp.secretariat.calls import ConfirmForm
+from webapp.views import allow, deny_access, get_or_404
 from workflow import console
 from workflow.errors import AccessDenied
 from workflow.models import Call
@@ -21,7 +21,7 @@ def _page(call: Call | None):
     try:
         page = console.audit_log(db(), actor(), call, f)
     except AccessDenied as err:
-        deny(err)
+        deny_access(err)
     actions, types = console.audit_vocabulary(db(), call)
     return render_template("secretariat/audit.html", call=call, p=page, f=f, actions=actions, types=types,
                            form=ConfirmForm(), zone=call.time_zone if call is not None else "UTC")
@@ -49,7 +49,7 @@ def _verify(call: Call | None, back: str):
     try:
         result = console.verify_audit(db(), actor(), call)
     except AccessDenied as err:
-        deny(err)
+        deny_access(err)
     flash(("Audit chain verified: " if result.ok else "Audit chain BROKEN: ") + str(result),
           "success" if result.ok else "danger")
     return redirect(back)

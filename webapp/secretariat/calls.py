@@ -31,7 +31,7 @@ from webapp.secretariat import bp
 from webapp.views import allow, get_or_404, refuse
 from workflow import console
 from workflow.callconfig import CallDef, CallDefinitionError
-from workflow.errors import AccessDenied, DomainError
+from workflow.errors import DomainError
 from workflow.models import Call
 
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
@@ -42,10 +42,6 @@ class ConfirmForm(FlaskForm):
     """A button that changes something: only the CSRF token travels."""
 
 
-def deny(err: AccessDenied):
-    if actor() is None:
-        abort(401)
-    abort(403, description=str(err))
 
 
 def place_problems(problems: list[tuple[str, str]], fields: dict) -> list[tuple[str, str]]:

@@ -24,8 +24,9 @@ from reviews.scoring import review_deadline
 from webapp.auth import actor
 from webapp.db import db
 from webapp.secretariat import bp
-from webapp.secretariat.calls import _console_call, deny
+from webapp.secretariat.calls import _console_call
 from webapp.secretariat.reviews import STAGE_NAMES
+from webapp.views import deny_access
 from workflow import console, lifecycle
 from workflow.access import can
 from workflow.clock import utcnow
@@ -40,7 +41,7 @@ def dashboard(call_id: int):
     try:
         d = console.dashboard(db(), actor(), call)
     except AccessDenied as err:
-        deny(err)
+        deny_access(err)
     progress = review_progress(db(), call) if can(actor(), "review.assign", call) else None
     return render_template("secretariat/dashboard.html", call=call, d=d, bar=_bar, reviews=progress)
 

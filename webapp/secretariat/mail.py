@@ -15,8 +15,8 @@ from wtforms.validators import Length, Optional
 from webapp.auth import actor
 from webapp.db import commit, db
 from webapp.secretariat import bp
-from webapp.secretariat.calls import ConfirmForm, _console_call, deny
-from webapp.views import page_arg, refuse
+from webapp.secretariat.calls import ConfirmForm, _console_call
+from webapp.views import deny_access, page_arg, refuse
 from workflow import console
 from workflow.errors import AccessDenied, DomainError, InvalidInput, NotFound
 
@@ -36,7 +36,7 @@ def mail_home(call_id: int):
     try:
         box = mt.outbox_page(db(), actor(), call, per_page=1)
     except AccessDenied as err:
-        deny(err)
+        deny_access(err)
     return render_template("secretariat/mail_home.html", call=call, wordings=mt.wordings(db(), call),
                            counts=box.counts)
 
@@ -88,7 +88,7 @@ def mail_template_post(call_id: int, kind: str):
             return redirect(url_for(".mail_template", call_id=call.id, kind=k.key))
         preview = mt.preview(db(), actor(), call, k.key, form.subject.data or "", form.body.data or "")
     except AccessDenied as err:
-        deny(err)
+        deny_access(err)
     except DomainError as err:
         refuse(form, err)
         return _template_page(call, k, form, code=422)
@@ -205,7 +205,7 @@ def bulk_mail_post(call_id: int):
                 flash("These messages were queued already; nothing was queued twice.", "info")
             return redirect(url_for(".outbox", call_id=call.id))
     except AccessDenied as err:
-        deny(err)
+        deny_access(err)
     except InvalidInput as err:
         refuse(form, err)
         return _bulk_page(call, form, f, code=422)

@@ -17,8 +17,8 @@ from wtforms.validators import DataRequired, Email, Length, Optional
 from webapp.auth import _client_ip, _log_in, actor
 from webapp.db import commit, db
 from webapp.secretariat import bp
-from webapp.secretariat.calls import ConfirmForm, _console_call, deny
-from webapp.views import allow, get_or_404, page_arg, refuse
+from webapp.secretariat.calls import ConfirmForm, _console_call
+from webapp.views import allow, deny_access, get_or_404, page_arg, refuse
 from workflow.errors import AccessDenied, DomainError
 from workflow.models import Call
 
@@ -89,7 +89,7 @@ def people_invite(call_id: int):
             commit()
         except AccessDenied as err:
             db().rollback()
-            deny(err)
+            deny_access(err)
         except DomainError as err:
             refuse(form, err)
         else:
@@ -111,7 +111,7 @@ def people_revoke(call_id: int, grant_id: int):
             flash("The role was revoked.", "success")
         except AccessDenied as err:
             db().rollback()
-            deny(err)
+            deny_access(err)
         except DomainError as err:
             refuse(None, err)
     else:
@@ -134,7 +134,7 @@ def people_cancel(call_id: int, invitation_id: int):
             flash(f"The invitation of {email} was cancelled; its link no longer works.", "success")
         except AccessDenied as err:
             db().rollback()
-            deny(err)
+            deny_access(err)
         except DomainError as err:
             refuse(None, err)
     else:
@@ -160,7 +160,7 @@ def _secretariats_page(form: SecretariatInviteForm, code: int = 200):
     try:
         rows = secretariats_by_call(db(), actor())
     except AccessDenied as err:
-        deny(err)
+        deny_access(err)
     form.call_id.choices = [(str(c.id), c.title) for c, _g, _i in rows]
     return render_template("secretariat/secretariats.html", rows=rows, form=form, action=ConfirmForm()), code
 

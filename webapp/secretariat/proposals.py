@@ -11,8 +11,8 @@ from webapp.auth import actor
 from webapp.db import commit, db
 from webapp.exports import table_response
 from webapp.secretariat import bp
-from webapp.secretariat.calls import ConfirmForm, _console_call, deny
-from webapp.views import refuse
+from webapp.secretariat.calls import ConfirmForm, _console_call
+from webapp.views import deny_access, refuse
 from workflow import console
 from workflow.countries import country_name
 from workflow.errors import AccessDenied, DomainError
@@ -41,7 +41,7 @@ def proposal_list(call_id: int):
     try:
         page = console.search_proposals(db(), actor(), call, f)
     except AccessDenied as err:
-        deny(err)
+        deny_access(err)
     funder = db().get(FundingOrganisation, f.funder_id) if f.funder_id else None
     return render_template("secretariat/proposals.html", call=call, p=page, f=f, choices=_filter_choices(call),
                            funder=funder, bulk=console.bulk_triggers(call), form=ConfirmForm(),
@@ -57,7 +57,7 @@ def proposal_export(call_id: int, fmt: str):
     try:
         rows = console.filtered_proposals(db(), actor(), call, f)
     except AccessDenied as err:
-        deny(err)
+        deny_access(err)
     return table_response(fmt, f"{call.code}-proposals", console.EXPORT_HEADER, console.export_rows(rows),
                           sheet="Proposals")
 
@@ -79,7 +79,7 @@ def proposal_bulk(call_id: int):
     try:
         plan = console.bulk_plan(db(), actor(), call, trigger, request.form.getlist("proposal_ids"))
     except AccessDenied as err:
-        deny(err)
+        deny_access(err)
     except DomainError as err:
         refuse(None, err)
         return _back(call)
@@ -106,7 +106,7 @@ def proposal_bulk_apply(call_id: int):
         commit()
     except AccessDenied as err:
         db().rollback()
-        deny(err)
+        deny_access(err)
     except DomainError as err:
         refuse(None, err)  # rolls back: all or nothing
         return _back(call)

@@ -95,7 +95,7 @@ from webapp.pdfs import html_to_pdf
 from webapp.reviewer.forms import score_choices
 from webapp.reviewer.views import invitation_link
 from webapp.secretariat import bp
-from webapp.views import allow, get_or_404, page_arg, refuse
+from webapp.views import allow, deny_access, get_or_404, page_arg, refuse
 from workflow.accounts import find_user
 from workflow.clock import utcnow
 from workflow.errors import AccessDenied, DomainError
@@ -110,12 +110,6 @@ PREVIEW_MAX_AGE = 24 * 3600
 
 class ConfirmForm(FlaskForm):
     """A button that changes something: only the CSRF token travels."""
-
-
-def _deny(err: AccessDenied):
-    if actor() is None:
-        abort(401)
-    abort(403, description=str(err))
 
 
 def _call(call_id: int, action: str) -> Call:
@@ -171,7 +165,7 @@ def _pool_page(call: Call, form: InviteReviewerForm, code: int = 200):
     try:
         rows = reviewer_pool(db(), actor(), call)
     except AccessDenied as err:
-        _deny(err)
+        deny_access(err)
     p = Window(len(rows), page_arg())
     return _render("reviews_pool.html", call, code, rows=p.slice(rows), p=p, form=form)
 
@@ -214,7 +208,7 @@ def reviews_conflicts(call_id: int):
     try:
         rows = call_conflicts(db(), actor(), call)
     except AccessDenied as err:
-        _deny(err)
+        deny_access(err)
     p = Window(len(rows), page_arg())
     return _render("reviews_conflicts.html", call, rows=p.slice(rows), p=p, form=ConfirmForm(),
                    same_country=call.settings.evaluation.conflict_same_country)
@@ -593,7 +587,7 @@ def reviews_panel(call_id: int, kind: str):
         p = Window(panel_size(db(), actor(), call, kind), page_arg())
         rows = panel_table(db(), actor(), call, kind, window=p)
     except AccessDenied as err:
-        _deny(err)
+        deny_access(err)
     return _render("reviews_panel.html", call, kind=kind, rows=rows, p=p, form=ConfirmForm(),
                    consensus_state=CONSENSUS_STATE[kind], frozen=frozen_problem(db(), call.id, kind),
                    recommendations=PANEL_RECOMMENDATIONS, fmt_score=fmt_score)
@@ -974,7 +968,7 @@ def reviews_export(call_id: int, kind: str, what: str, fmt: str):
     try:
         rows = EXPORTS[what](db(), actor(), call, kind)
     except AccessDenied as err:
-        _deny(err)
+        deny_access(err)
     if fmt == "pdf":
         return _ranking_pdf(call, kind, rows)
     header, data = _table(call, rows, None if rows else _empty_keys(call, what))
