@@ -183,15 +183,12 @@ def export_letters_cmd(code, stage, out, processes):
     """Render a stage's decision letters into one ZIP (one PDF per proposal), as the web export does."""
     from sqlalchemy import select
 
-    from webapp.letters import run_export, tables_ready
+    from webapp.letters import run_export
     from workflow.errors import DomainError
     from workflow.models import Call
 
     factory = current_app.extensions["jointcall.sessions"]
     with factory() as session:
-        if not tables_ready(session):
-            click.echo("error: this database has no decision letter tables; run `jointcall db upgrade`", err=True)
-            sys.exit(1)
         from workflow.letters import create_export_job
 
         call = session.scalar(select(Call).where(Call.code == code))

@@ -21,9 +21,6 @@ shows "n of N letters". The ZIP is written to a hidden temporary file and rename
 complete: a crashed or interrupted job never leaves a half-written ZIP visible, and it can be restarted
 cleanly (a new attempt; the old run's writes are ignored). The web starts the job in a background thread;
 `jointcall export-letters` runs the same function in the foreground and prints the progress.
-
-The letter tables have no migration yet: this module imports workflow.letters (and its tables) only inside
-functions, and callers check `tables_ready` first.
 """
 
 from __future__ import annotations
@@ -42,7 +39,6 @@ from types import SimpleNamespace
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from markupsafe import Markup
-from sqlalchemy import inspect
 
 from workflow.countries import country_name
 from workflow.timefmt import format_eur, format_instant
@@ -54,18 +50,11 @@ DEFAULT_BODY_FILE = TEMPLATES / "funding" / "letter_body_default.html"
 PDF_STYLESHEETS = ("css/letter.css",)  # relative to webapp.pdfs.BASE_URL (the static folder)
 MAX_OUTPUT_CHARS = 400_000  # the rendered body
 MAX_REPEAT = 10_000  # "x" * n in a template
-LETTER_TABLES = ("letter_template", "decision_letter", "letter_export_job")
 PROCESSES = 2  # PLATFORM.md §2: a Pool of 2 is the fastest on two cores
 # WeasyPrint keeps caches (fonts, images, layout) that grow with every document a process renders: a
 # worker is replaced after this many letters so an export of thousands stays in flat memory. A new worker
 # starts from the forkserver's preloaded modules, so the replacement costs little.
 LETTERS_PER_WORKER = 100
-
-
-def tables_ready(session) -> bool:
-    """Whether this database has the letter tables (until their migration exists)."""
-    inspector = inspect(session.connection())
-    return all(inspector.has_table(name) for name in LETTER_TABLES)
 
 
 def default_body() -> str:

@@ -1,9 +1,7 @@
 """Tables of the decision letters (issue 6, DOMAIN §7, rule 23): the secretariat's letter template of a call,
 one letter per proposal and stage, and the jobs that render a stage's letters into a ZIP.
 
-workflow.letters is the only writer. Until a migration creates these tables, import this module only
-where they are known to exist (webapp.letters checks first), so that test clean-ups of a database
-without them never name them.
+workflow.letters is the only writer.
 """
 
 from __future__ import annotations
@@ -122,6 +120,3 @@ class LetterExportJob(Base):
     finished_at: Mapped[dt.datetime | None]
 
     call: Mapped[Call] = relationship()
-
-
-LETTER_TABLES = (LetterTemplate.__table__, DecisionLetter.__table__, LetterExportJob.__table__)

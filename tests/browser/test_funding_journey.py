@@ -14,21 +14,11 @@ import re
 import time
 import zipfile
 
-import pytest
 from playwright.sync_api import Page, expect
 
 from tests.web.test_funding_pages import build_world
-from workflow.db import Base
 
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture(autouse=True)
-def letter_tables(engine):
-    """The letter tables have no migration yet: create them in the test database."""
-    from workflow.letter_models import LETTER_TABLES
-
-    Base.metadata.create_all(engine, tables=list(LETTER_TABLES), checkfirst=True)
 
 
 def log_in(page: Page, base: str, email: str) -> None:

@@ -14,7 +14,6 @@ from sqlalchemy.exc import IntegrityError
 from tests import factories as f
 from workflow import audit
 from workflow import funding_ops as fops
-from workflow.db import Base
 from workflow.errors import AccessDenied, ChangedMeanwhile, DomainError, InvalidInput
 from workflow.models import OutboxMessage, Partner, Proposal, Submission
 
@@ -22,14 +21,10 @@ UTC = dt.UTC
 
 
 @pytest.fixture(autouse=True)
-def wl(engine):
-    """workflow.letters, with its tables created in the test database (they have no migration yet). Imported
-    here, not at collection: a table known to the metadata but missing from the database would break every
-    other test's clean-up."""
+def wl():
+    """workflow.letters."""
     from workflow import letters
-    from workflow.letter_models import LETTER_TABLES
 
-    Base.metadata.create_all(engine, tables=list(LETTER_TABLES), checkfirst=True)
     return letters
 
 

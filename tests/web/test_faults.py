@@ -19,7 +19,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.exc import OperationalError
 
 from tests import factories as f
-from tests.web.test_letters import check_letters, decided, letter_tables  # noqa: F401  (fixtures)
+from tests.web.test_letters import check_letters, decided  # noqa: F401  (fixtures)
 from tests.web.test_submission import login, text_of
 from webapp import create_app
 from webapp.cli import main

@@ -21,21 +21,12 @@ from sqlalchemy import func, select
 
 from tests.conftest import statements
 from tests.web.test_funding_pages import World, approve, build_world, login, words
-from workflow.db import Base
 from workflow.funding_models import FundingConfirmation, FundingLine, FundingScenario
 from workflow.models import CallFunder, FundingOrganisation, Partner, Proposal, User
 from workflow.paging import PER_PAGE
 
 SMALL, LARGE = 55, 60
 MANY = 5 + SMALL + LARGE
-
-
-@pytest.fixture(autouse=True)
-def letter_tables(engine):
-    """The letter tables have no migration yet: create them in the test database."""
-    from workflow.letter_models import LETTER_TABLES
-
-    Base.metadata.create_all(engine, tables=list(LETTER_TABLES), checkfirst=True)
 
 
 @pytest.fixture

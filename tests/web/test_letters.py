@@ -29,19 +29,10 @@ from sqlalchemy import func, select
 from tests import factories as f
 from tests.web.test_funding_pages import approve, build_world, confirm, login, words
 from webapp.mail import deliver_pending
-from workflow.db import Base
 from workflow.funding_models import FundingLine, FundingScenario
 from workflow.models import AuditEvent, EligibilityCheck, OutboxMessage, Partner, Proposal
 
 UTC = dt.UTC
-
-
-@pytest.fixture(autouse=True)
-def letter_tables(engine):
-    """The letter tables have no migration yet: create them in the test database."""
-    from workflow.letter_models import LETTER_TABLES
-
-    Base.metadata.create_all(engine, tables=list(LETTER_TABLES), checkfirst=True)
 
 
 def pdf_text(data: bytes) -> str:

@@ -297,11 +297,7 @@ def rebuttal(proposal_id: int):
 
 
 def _released_letters(proposal: Proposal) -> list:
-    """The decision letters sent to the coordinator (none while the letter tables have no migration)."""
-    from webapp.letters import tables_ready
-
-    if not tables_ready(db()):
-        return []
+    """The decision letters sent to the coordinator."""
     from workflow.letters import released_letters
 
     return released_letters(db(), proposal)

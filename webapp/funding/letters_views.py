@@ -1,9 +1,6 @@
 """Decision letter pages (the call secretariat's): a stage's letters, the template editor with previews,
 one letter as HTML or PDF, the ZIP export with its progress page, and sending the letters after
 previewing the message.
-
-The letter modules are imported inside the views: their tables have no migration yet, and a database
-without them gets a page saying so instead of an error (see webapp.letters).
 """
 
 from __future__ import annotations
@@ -37,14 +34,9 @@ REFRESH_SECONDS = 2
 
 
 def _letters():
-    """webapp.letters, or a 503 page when this database has no letter tables yet."""
+    """webapp.letters (WeasyPrint and the export pool load only when a letter page is used)."""
     from webapp import letters
 
-    if not letters.tables_ready(db()):
-        abort(make_response(render_template(
-            "error.html", title="Decision letters are not set up",
-            message="This database has no tables for decision letters yet. Run `jointcall db upgrade` and try "
-                    "again."), 503))
     return letters
 
 
