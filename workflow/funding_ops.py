@@ -388,10 +388,19 @@ def _notify_officers(session: Session, call: Call, row: FundingScenario, opened:
         )
 
 
-def approve_funding_list(session: Session, actor, call: Call, ranking: RankingInput, note: str) -> FundingScenario:
+def list_fingerprint(scenario: Scenario) -> str:
+    """Identifies a funding list (order, outcomes, amounts): the approval page carries it, and the approval
+    is refused when the list it would freeze is not the one the committee was shown."""
+    text = json.dumps(scenario.to_dict(), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def approve_funding_list(session: Session, actor, call: Call, ranking: RankingInput, note: str, *,
+                         expected_fingerprint: str | None = None) -> FundingScenario:
     """Record the steering committee's approval of the funding list computed from `ranking`: freeze the
     scenario (revision 1), fire "select" for the selected proposals and "place_in_reserve" for the rest, and
-    ask each funder to confirm its partners."""
+    ask each funder to confirm its partners. With `expected_fingerprint` (the list that was shown), a list
+    that came out differently raises ChangedMeanwhile and nothing is recorded."""
     require(funding_access(actor, "funding.approve", call))
     note = (note or "").strip()
     if not note:
@@ -417,6 +426,8 @@ def approve_funding_list(session: Session, actor, call: Call, ranking: RankingIn
                            + ", which the panel recommended; the funding list must follow the whole ranking",
                            "ranking")
     scenario = allocate(inputs.ranking, inputs.funders, inputs.requests, inputs.gap_pot)
+    if expected_fingerprint is not None and list_fingerprint(scenario) != expected_fingerprint:
+        raise ChangedMeanwhile("the funding list")
     now = utcnow()
     row = _store(session, actor, call, scenario, revision=1, cause="approval", note=note,
                  approved_by_id=actor.id, approved_at=now)

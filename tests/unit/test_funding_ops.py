@@ -424,3 +424,19 @@ def test_the_secretariat_recomputes_after_a_selected_consortium_withdraws(world)
         "cancelled"}
     with pytest.raises(AccessDenied, match="only the call secretariat can recompute"):
         ops.recompute_funding(world.session, world.officers["ANR-T"], world.call, "why not")
+
+
+def test_the_approval_freezes_only_the_list_the_committee_was_shown(world):
+    shown = ops.list_fingerprint(ops.compute_scenario(world.session, world.sec, world.call, world.ranking))
+    # A budget increase lands after the page was shown: the list now comes out differently.
+    ops.record_budget_increase(world.session, world.officers["ANR-T"], world.call, world.fid["ANR-T"], 500_000)
+    world.session.commit()
+    with pytest.raises(ChangedMeanwhile):
+        ops.approve_funding_list(world.session, world.sec, world.call, world.ranking, "CSC of 3 July",
+                                 expected_fingerprint=shown)
+    world.session.rollback()
+    assert ops.current_funding(world.session, world.call) is None and world.states()["ONE"] == "recommended"
+    now_shown = ops.list_fingerprint(ops.compute_scenario(world.session, world.sec, world.call, world.ranking))
+    row = ops.approve_funding_list(world.session, world.sec, world.call, world.ranking, "CSC of 3 July",
+                                   expected_fingerprint=now_shown)
+    assert row.revision == 1

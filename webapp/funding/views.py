@@ -9,8 +9,6 @@ webapp.funding.ranking (reviews' approved ranking, or a documented fallback the 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -23,7 +21,7 @@ from webapp.db import commit, db
 from webapp.exports import table_response
 from webapp.funding import bp
 from webapp.funding.forms import ApproveForm, ConfirmationForm, IncreaseForm, RecomputeForm, what_if_form
-from webapp.funding.ranking import FundingRanking, funding_ranking
+from webapp.funding.ranking import funding_ranking
 from webapp.views import allow, get_or_404, page_arg, refuse
 from workflow.access import can
 from workflow.errors import AccessDenied, ChangedMeanwhile, DomainError
@@ -40,6 +38,7 @@ from workflow.funding_ops import (
     funding_lines,
     funding_revisions,
     gap_pot_of,
+    list_fingerprint,
     proposals_by_id,
     recompute_funding,
     record_budget_increase,
@@ -171,11 +170,6 @@ def rows(scenario: Scenario, *, before: Scenario | None = None, confirmation_row
 
 def shown_funders(scenario: Scenario) -> list:
     return [f for f in scenario.funders if f.requested]
-
-
-def _fingerprint(ranking: FundingRanking, scenario: Scenario) -> str:
-    text = json.dumps({"order": ranking.ids, "scenario": scenario.to_dict()}, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -363,7 +357,7 @@ def _approve_page(call: Call, form: ApproveForm, code: int = 200):
                 entry["proposals"].add(o.proposal_id)
                 entry["amount"] += p.amount
         if not form.fingerprint.data or code == 200:
-            form.fingerprint.data = _fingerprint(ranking, s)  # of the whole list, which the approval freezes
+            form.fingerprint.data = list_fingerprint(s)  # of the whole list, which the approval freezes
     shown = Window(len(s.outcomes) if s else 0, page_arg())
     return render_template("funding/approve.html", call=call, ranking=ranking, scenario=s, error=error, form=form,
                            per_funder=sorted(per_funder.values(), key=lambda e: e["acronym"].casefold()),
@@ -385,16 +379,17 @@ def approve_post(call_id: int):
     form = ApproveForm()
     if not form.validate_on_submit():
         return _approve_page(call, form, 422)
-    ranking, s, error = _draft(call)
-    if s is None or form.fingerprint.data != _fingerprint(ranking, s):
+    try:
+        row = approve_operation(db(), actor(), call, funding_ranking(db(), call).entries, form.note.data,
+                                expected_fingerprint=form.fingerprint.data or "")
+        selected, reserve = len(row.scenario.selected), len(row.scenario.reserve_list)
+        commit()
+    except ChangedMeanwhile:
+        db().rollback()
         flash("The ranking, the budgets or the proposals changed since this page was shown; check the list below "
               "again before recording the approval. Nothing was recorded.", "danger")
         form.fingerprint.data = ""
         return _approve_page(call, form, 409)
-    try:
-        row = approve_operation(db(), actor(), call, ranking.entries, form.note.data)
-        selected, reserve = len(row.scenario.selected), len(row.scenario.reserve_list)
-        commit()
     except DomainError as err:
         refuse(form, err)
         return _approve_page(call, form, 422)
