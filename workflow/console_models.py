@@ -1,8 +1,4 @@
 """Tables of the secretariat's console: invitations to a role in a call, and the editable mail templates.
-
-NOTE: these tables have no Alembic migration yet; until then the console's tests create them (the
-`console_tables` fixture in tests/web/test_console_calls.py) and the web layer imports this module only
-inside the views that need it.
 """
 
 from __future__ import annotations

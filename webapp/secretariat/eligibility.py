@@ -5,7 +5,6 @@ eligibility step, and the matrix as CSV/XLSX."""
 from __future__ import annotations
 
 from flask import abort, current_app, flash, redirect, render_template, url_for
-from flask_wtf import FlaskForm
 from sqlalchemy import select
 
 from webapp.auth import actor
@@ -13,6 +12,7 @@ from webapp.db import commit, db
 from webapp.exports import table_response
 from webapp.funder.forms import SignOffForm
 from webapp.secretariat import bp
+from webapp.secretariat.calls import ConfirmForm
 from webapp.views import allow, get_or_404, page_arg, refuse
 from webapp.views import call_and_stage as _call_and_stage
 from webapp.views import deny_access as _deny
@@ -38,10 +38,6 @@ from workflow.lifecycle import STATE_BY_NAME
 from workflow.models import Call, EligibilityCheck, Proposal
 from workflow.operations import close_stage as close_stage_operation
 from workflow.operations import sign_off
-
-
-class ConfirmForm(FlaskForm):
-    """A button that changes something: only the CSRF token travels."""
 
 
 def _state(state: str) -> str:

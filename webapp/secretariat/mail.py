@@ -1,8 +1,6 @@
 """Mail in the console: the call's wording of each kind of message (edit, preview with sample data, back to
 the default), the outbox (queued, sent, failed; resend a failed message), and bulk mail to everyone with a
 role or to the coordinators of a filtered proposal list, previewed before it is queued.
-
-workflow.mail_templates is imported inside the views: its table (mail_template) waits for a migration.
 """
 
 from __future__ import annotations

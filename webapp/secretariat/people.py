@@ -2,9 +2,6 @@
 funder officers of a given funder and reviewers: the call's secretariat), revoking, cancelling an
 invitation, the administrator's page of every call's secretariat, and the page where an invited person
 accepts (logged in, or creating an account with a password).
-
-workflow.people is imported inside the views: its table (role_invitation) waits for a migration, and the
-test database has it only where a test asks for it.
 """
 
 from __future__ import annotations

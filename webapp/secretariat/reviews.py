@@ -95,6 +95,7 @@ from webapp.pdfs import html_to_pdf
 from webapp.reviewer.forms import score_choices
 from webapp.reviewer.views import invitation_link
 from webapp.secretariat import bp
+from webapp.secretariat.calls import ConfirmForm
 from webapp.views import allow, deny_access, get_or_404, page_arg, refuse
 from workflow.accounts import find_user
 from workflow.clock import utcnow
@@ -107,9 +108,6 @@ DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
 PREVIEW_SALT = "jointcall.assignment-preview"
 PREVIEW_MAX_AGE = 24 * 3600
 
-
-class ConfirmForm(FlaskForm):
-    """A button that changes something: only the CSRF token travels."""
 
 
 def _call(call_id: int, action: str) -> Call:
