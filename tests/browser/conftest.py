@@ -13,6 +13,8 @@ from werkzeug.serving import make_server
 
 from tests.conftest import IN_CI
 
+PASSWORD = "correct horse battery"  # what tests/factories.make_user gives every account
+
 CHROMIUM = os.environ.get("JOINTCALL_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -90,3 +92,21 @@ class MailWaiter:
 @pytest.fixture
 def mail(page, mailbox, app):
     return MailWaiter(page, mailbox, app)
+
+
+def log_in(page, base: str, email: str, password: str = PASSWORD) -> None:
+    """Log in through the login form, as a person would."""
+    from playwright.sync_api import expect
+
+    page.goto(base + "/login")
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+
+
+def log_out(page) -> None:
+    from playwright.sync_api import expect
+
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("status").first).to_contain_text("You are logged out.")

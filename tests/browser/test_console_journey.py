@@ -13,28 +13,16 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from tests import factories as f
+from tests.browser.conftest import log_in, log_out
 from tests.conftest import body_of
 from workflow.models import Call, FundingOrganisation, Proposal
 from workflow.operations import transition
 from workflow.proposals import PartnerData, add_partner, create_proposal, update_proposal
 
-PASSWORD = "correct horse battery"
 SHIPPED = Path(__file__).resolve().parents[2] / "config" / "calls" / "eppermed-jtc2024.toml"
 LINK = re.compile(r"http://jointcall\.test(/secretariat/join/[A-Za-z0-9_-]{43})")
 UTC = dt.UTC
 
-
-def log_in(page: Page, base: str, email: str, password: str = PASSWORD) -> None:
-    page.goto(base + "/login")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("button", name="Log out")).to_be_visible()
-
-
-def log_out(page: Page) -> None:
-    page.get_by_role("button", name="Log out").click()
-    expect(page.get_by_role("status").first).to_contain_text("You are logged out.")
 
 
 def accept(page: Page, base: str, message, name: str) -> None:

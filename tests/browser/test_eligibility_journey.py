@@ -8,11 +8,11 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from tests import factories as f
+from tests.browser.conftest import log_in, log_out
 from workflow.models import Proposal
 from workflow.operations import transition
 from workflow.proposals import PartnerData, add_partner, create_proposal, update_proposal
 
-PASSWORD = "correct horse battery"
 REASON = "Institut Curie is not a public research body under the ANR-T rules"
 
 
@@ -28,18 +28,6 @@ def _proposal(session, call, acronym: str, n: int):
             funder_id=f.funder(session, funder).id, budget={"personnel": amount}))
     return proposal
 
-
-def log_in(page: Page, base: str, email: str) -> None:
-    page.goto(base + "/login")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("button", name="Log out")).to_be_visible()
-
-
-def log_out(page: Page) -> None:
-    page.get_by_role("button", name="Log out").click()
-    expect(page.get_by_role("status")).to_contain_text("You are logged out.")
 
 
 def test_officers_and_secretariat_complete_the_eligibility_step(page: Page, live_server, session, frozen, shot,

@@ -16,22 +16,8 @@ import zipfile
 
 from playwright.sync_api import Page, expect
 
+from tests.browser.conftest import log_in, log_out
 from tests.web.test_funding_pages import build_world
-
-PASSWORD = "correct horse battery"
-
-
-def log_in(page: Page, base: str, email: str) -> None:
-    page.goto(base + "/login")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("button", name="Log out")).to_be_visible()
-
-
-def log_out(page: Page) -> None:
-    page.get_by_role("button", name="Log out").click()
-    expect(page.get_by_role("status")).to_contain_text("You are logged out.")
 
 
 def confirm_four(page: Page, base: str, w, funder: str) -> None:

@@ -15,30 +15,18 @@ from sqlalchemy import select
 from reviews.models import Conflict, RankingList, Review, ReviewAssignment
 from reviews.scoring import submit_review
 from tests import factories as f
+from tests.browser.conftest import log_in, log_out
 from tests.conftest import body_of
 from tests.unit.reviews_helpers import make_proposal, make_reviewer
 from workflow.accounts import grant_role
 from workflow.models import Proposal
 
-PASSWORD = "correct horse battery"
 RITA_PASSWORD = "a long reviewer passphrase"
 NOW = dt.datetime(2030, 4, 2, 9, 0, tzinfo=dt.UTC)
 HEIDELBERG = (("Universität Heidelberg", "DE", "DFG-T", 200_000), ("Institut Curie", "FR", "ANR-T", 300_000),
               ("Hospital Clínic", "ES", "ISCIII-T", 100_000))
 COMMENTS = {"excellence": "Sound hypothesis.", "impact": "Useful for clinics.", "implementation": "Feasible plan."}
 
-
-def log_in(page: Page, base: str, email: str, password: str = PASSWORD) -> None:
-    page.goto(base + "/login")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("button", name="Log out")).to_be_visible()
-
-
-def log_out(page: Page) -> None:
-    page.get_by_role("button", name="Log out").click()
-    expect(page.get_by_role("status")).to_contain_text("You are logged out.")
 
 
 def flash(page: Page):
