@@ -223,9 +223,11 @@ def targets(results: dict) -> list[list[str]]:
         ref = throughput.reference_rps(tp)
         ok = [r for r in tp["pages"] if ref and r.rps / ref >= throughput.TARGET_RATIO and not r.errors]
         worst = min(tp["pages"], key=lambda r: r.rps)
+        floor = tp["floor"]
         rows.append(["Main pages ≥ 30 % of the trivial route's throughput",
                      f"{len(ok)} of {len(tp['pages'])} pages; trivial route (static file) {ref:.0f} req/s; "
-                     f"slowest {_md_escape(worst.label)} {worst.rps:.1f} req/s ({worst.rps / ref:.1%})",
+                     f"slowest {_md_escape(worst.label)} {worst.rps:.1f} req/s ({worst.rps / ref:.1%}); the floor, "
+                     f"the emptiest signed-in page `{floor.path}`: {floor.rps:.0f} req/s ({floor.rps / ref:.1%})",
                      _met(len(ok) == len(tp["pages"]))])
     else:
         rows.append(["Main pages ≥ 30 % of the trivial route's throughput",
@@ -343,6 +345,11 @@ def render_throughput(w, tp: dict | None) -> None:
       f"measured before the pages ({tp['reference'].rps:.0f} req/s) and after them ({tp['again'].rps:.0f} req/s); "
       f"the ratios use the mean, {ref:.0f} req/s. `{throughput.LOGIN_ROUTE}` (a template and a CSRF token, no "
       f"database): {login.rps:.0f} req/s.\n")
+    floor = tp["floor"]
+    w(f"The floor: **`{floor.path}`** as the {floor.role}, the emptiest signed-in page (the person and their roles "
+      f"in one statement, the calls in another, a short template): {floor.rps:.0f} req/s, "
+      f"{floor.rps / ref:.1%} of the static file. A page that shows a signed-in person anything from the "
+      f"database does at least this much work, so its ratio is at most the floor's.\n")
     w("| Page | Role | req/s | vs static file | vs /login | p50 ms | requests done | ≥ 30 % |")
     w("|---|---|---:|---:|---:|---:|---:|---|")
     for r in tp["pages"]:

@@ -25,6 +25,7 @@ from flask import (
 from flask_login import UserMixin, current_user, login_user, logout_user
 from markupsafe import Markup
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from webapp import login_manager
 from webapp.db import commit, db
@@ -68,7 +69,8 @@ def load_user(user_id: str):
     ident, _, fingerprint = user_id.partition(":")
     if positive_int(ident) is None:
         return None
-    user = db().get(User, positive_int(ident))
+    # The grants come in the same statement: every page asks what this person may do.
+    user = db().get(User, positive_int(ident), options=[joinedload(User.grants)])
     if user is None or fingerprint != _fingerprint(user):
         return None
     return LoginUser(user)

@@ -10,12 +10,13 @@ from flask import after_this_request, current_app, g, has_request_context
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from workflow.db import make_engine, make_session_factory
+from workflow.db import make_engine, make_session_factory, ping_when_idle
 from workflow.models import OutboxMessage
 
 
 def init_db(app) -> None:
-    engine = make_engine(app.config["JOINTCALL"]["database_url"], pool_pre_ping=True)
+    engine = make_engine(app.config["JOINTCALL"]["database_url"])
+    ping_when_idle(engine)
     factory = make_session_factory(engine)
     app.extensions["jointcall.engine"] = engine
     app.extensions["jointcall.sessions"] = factory

@@ -7,8 +7,9 @@ pages convert them to the call's time zone.
 from __future__ import annotations
 
 import datetime as dt
+import time
 
-from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
+from sqlalchemy import JSON, DateTime, MetaData, create_engine, event, exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -61,6 +62,32 @@ def make_engine(url: str, **kwargs) -> Engine:
             cur.close()
 
     return engine
+
+
+# A connection that was used this recently is not pinged before it is handed out again: under load that
+# saves a round trip per request (a cheap page sends three or four statements), and a connection that
+# rested longer, across which the server may have restarted, is still checked before use.
+PING_AFTER_IDLE_SECONDS = 2.0
+
+
+def ping_when_idle(engine: Engine, idle_seconds: float | None = None) -> None:
+    """Pessimistic disconnect handling (like pool_pre_ping) for connections that rested in the pool for
+    `idle_seconds` or more; a dead one is replaced (the pool retries the checkout with a new connection)."""
+
+    @event.listens_for(engine, "checkin")
+    def _rested_from(_dbapi_conn, record):
+        record.info["checked_in"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_rested(dbapi_conn, record, _proxy):
+        since = record.info.get("checked_in")
+        limit = PING_AFTER_IDLE_SECONDS if idle_seconds is None else idle_seconds
+        if since is None or time.monotonic() - since < limit:
+            return  # new, or in use a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as error:  # noqa: BLE001 - any failure means "this connection is gone"
+            raise exc.DisconnectionError(f"connection lost while idle: {error}") from error
 
 
 def make_session_factory(engine: Engine) -> sessionmaker:
