@@ -9,11 +9,12 @@ chosen pair in words, says why a proposal could not be fully covered, and writes
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from reviews import conflicts as coi
@@ -27,7 +28,7 @@ from reviews.common import (
 )
 from reviews.conflicts import call_reviewers, is_conflicted
 from reviews.matching import NOT_ALLOWED, Problem, ScoreTable, Solution, solve_flow, solve_greedy
-from reviews.models import Conflict, Review, ReviewAssignment, ReviewerProfile
+from reviews.models import Conflict, KeptPreview, Review, ReviewAssignment, ReviewerProfile
 from reviews.policy import require
 from reviews.text import ExpertiseIndex, split_keywords
 from workflow import audit, outbox
@@ -436,6 +437,43 @@ def discard_preview(session: Session, actor, call: Call, summary: dict) -> None:
     require(actor, "review.assign", call)
     audit.record(session, actor, "review.auto_assignment_discarded", call, call_id=call.id,
                  after={k: summary.get(k) for k in ("stage", "pairs", "method", "objective")})
+
+
+PREVIEW_KEPT_FOR = dt.timedelta(days=1)
+
+
+def keep_preview(session: Session, actor, call: Call, preview: AssignmentPreview, params: dict) -> KeptPreview:
+    """Keep a computed preview for its pages (replacing the one this person kept for the stage; previews
+    older than a day go too)."""
+    require(actor, "review.assign", call)
+    session.execute(delete(KeptPreview).where(or_(
+        KeptPreview.created_at < utcnow() - PREVIEW_KEPT_FOR,
+        (KeptPreview.call_id == call.id) & (KeptPreview.stage == preview.stage)
+        & (KeptPreview.created_by_id == actor.id))))
+    kept = KeptPreview(call_id=call.id, stage=preview.stage, params=dict(params), data=preview.to_dict(),
+                       created_by_id=actor.id)
+    session.add(kept)
+    session.flush()
+    return kept
+
+
+def kept_preview(session: Session, actor, call: Call, stage: str, kept_id: int | None
+                 ) -> tuple[AssignmentPreview, dict] | None:
+    """(the kept preview, its parameters), or None when it is gone, too old or not this call's stage."""
+    require(actor, "review.assign", call)
+    kept = session.get(KeptPreview, kept_id) if kept_id else None
+    if (kept is None or kept.call_id != call.id or kept.stage != stage
+            or kept.created_at < utcnow() - PREVIEW_KEPT_FOR):
+        return None
+    return AssignmentPreview.from_dict(kept.data), dict(kept.params)
+
+
+def forget_previews(session: Session, call: Call, stage: str, kept_id: int | None = None) -> None:
+    """Drop the kept previews of a stage (after accepting: every one of them is out of date), or one."""
+    where = [KeptPreview.call_id == call.id, KeptPreview.stage == stage]
+    if kept_id is not None:
+        where.append(KeptPreview.id == kept_id)
+    session.execute(delete(KeptPreview).where(*where))
 
 
 def load_summary(session: Session, call: Call, stage: str) -> dict[int, int]:

@@ -45,6 +45,22 @@ class ReviewAssignment(Base):
     reviewer: Mapped[User] = relationship(foreign_keys=[reviewer_id])
 
 
+class KeptPreview(Base):
+    """An automatic assignment preview as it was computed, so that its pages can be read without computing
+    it again (seconds at call scale). Not domain state: accepting computes the assignment again and
+    compares; a kept preview lasts a day and each secretariat member keeps one per stage."""
+
+    __tablename__ = "assignment_preview"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("call.id", ondelete="CASCADE"), index=True)
+    stage: Mapped[str] = mapped_column(String(8))
+    params: Mapped[dict] = mapped_column(JSON)
+    data: Mapped[dict] = mapped_column(JSON)  # AssignmentPreview.to_dict()
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
 class Review(Base):
     """One reviewer's scores (0-5 in half points per criterion), comments and recommendation."""
 

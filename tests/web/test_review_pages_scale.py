@@ -275,25 +275,41 @@ def test_adding_and_removing_a_reviewer_on_the_second_page_of_assignments_return
     assert answer.status_code == 303 and answer.headers["Location"].endswith("/pre/assignments?page=2")
 
 
-def test_the_automatic_assignment_preview_comes_in_pages_and_accepting_writes_every_pair(client, session, big):
-    from reviews.models import ReviewAssignment
+def test_the_automatic_assignment_preview_comes_in_pages_and_accepting_writes_every_pair(client, session, big,
+                                                                                       monkeypatch):
+    import webapp.secretariat.reviews as views
+    from reviews.models import KeptPreview, ReviewAssignment
 
+    computed = []
+    real = views.propose_assignment
+
+    def counted(*args, **kwargs):
+        computed.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(views, "propose_assignment", counted)
     login(client, big.sec)
     before = session.scalar(select(func.count(ReviewAssignment.id)))
     first = client.get(big.base() + "/pre/assignments/preview?load_cap=20&reviewers_per_proposal=4&method=flow")
     html = first.get_data(as_text=True)
-    assert first.status_code == 200
+    assert first.status_code == 200 and len(computed) == 1
     assert re.search(r"\b60 new assignments proposed for 60 proposals", re.sub(r"\s+", " ", html))
     row = r'<tr class="pair" data-proposal="(\d+)" data-reviewer="\d+">'
     assert len(ids(html, row)) == 50 and re.search(r"Showing 1–50 of 60", html)
+    # The second page reads the preview kept by the first: computing it again takes seconds at call scale.
     second = client.get(next_link(html)).get_data(as_text=True)
-    assert "reviewers_per_proposal=4" in next_link(html)
+    assert "reviewers_per_proposal=4" in next_link(html) and "run=" in next_link(html)
+    assert len(computed) == 1
     rest = ids(second, row)
     assert len(rest) == 10 and not set(rest) & set(ids(html, row))
     token = re.search(r'name="token" value="([^"]+)"', second).group(1)
     accepted = client.post(big.base() + "/pre/assignments/preview/accept", data={"token": token})
-    assert accepted.status_code == 303
+    assert accepted.status_code == 303 and len(computed) == 2  # accepting checks against a fresh computation
     assert session.scalar(select(func.count(ReviewAssignment.id))) == before + 60
+    assert session.scalar(select(func.count(KeptPreview.id))) == 0  # out of date once accepted
+    # A page link whose kept preview is gone computes it again from the parameters it carries.
+    again = client.get(next_link(html))
+    assert again.status_code == 200 and len(computed) == 3 and "Every proposal gets 4 reviewers" in again.get_data(as_text=True)
 
 
 def test_with_a_long_reviewer_pool_each_row_takes_an_e_mail_with_one_list_of_suggestions(client, session, big):

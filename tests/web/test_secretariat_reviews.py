@@ -18,7 +18,7 @@ from pypdf import PdfReader
 from sqlalchemy import func, select
 
 from reviews.aggregation import enter_consensus
-from reviews.models import Conflict, PanelConsensus, RankingList, Review, ReviewAssignment
+from reviews.models import Conflict, KeptPreview, PanelConsensus, RankingList, Review, ReviewAssignment
 from reviews.ranking import invitation_budget
 from tests import factories as f
 from tests.unit.reviews_helpers import assign, make_proposal, make_reviewer, submitted_review
@@ -246,6 +246,7 @@ def test_discarding_writes_nothing_but_the_audit_says_so(client, session, w, mon
     login(client, w.sec)
     html = client.get(base(w) + "/pre/assignments/preview?load_cap=3").get_data(as_text=True)
     shown = len(re.findall(r'<tr class="pair"', html))
+    assert count(session, KeptPreview) == 1
 
     def not_again(*_args, **_kwargs):
         raise AssertionError("discarding must not compute the assignment again")
@@ -253,7 +254,7 @@ def test_discarding_writes_nothing_but_the_audit_says_so(client, session, w, mon
     monkeypatch.setattr(views, "propose_assignment", not_again)  # seconds at the scale of a real call
     r = client.post(base(w) + "/pre/assignments/preview/discard", data={"token": preview_token(html)})
     assert r.status_code == 303 and "discarded" in text_of(client.get(r.location))
-    assert count(session, ReviewAssignment) == 0
+    assert count(session, ReviewAssignment) == 0 and count(session, KeptPreview) == 0
     event = session.scalar(select(AuditEvent).where(AuditEvent.action == "review.auto_assignment_discarded"))
     assert event.after["pairs"] == shown > 0 and event.after["method"] == "min-cost flow"
 

@@ -54,6 +54,9 @@ from reviews.assignment import (
     accept_preview,
     assign_reviewer,
     discard_preview,
+    forget_previews,
+    keep_preview,
+    kept_preview,
     preview_summary,
     propose_assignment,
     remove_assignment,
@@ -389,17 +392,19 @@ def _compute(call: Call, kind: str, params: dict) -> AssignmentPreview:
     return propose_assignment(db(), actor(), call, stage=kind, **params)
 
 
-def _preview_page(call: Call, kind: str, preview: AssignmentPreview, params: dict, code: int = 200):
+def _preview_page(call: Call, kind: str, preview: AssignmentPreview, params: dict, code: int = 200,
+                  kept_id: int | None = None):
     token = _serializer().dumps({"call": call.id, "stage": kind, "params": params, "digest": _digest(preview),
-                                 "summary": preview_summary(preview)})
-    # The table shows 50 proposals' pairs a page; the summary, accept and discard concern the whole preview
-    # (each page computes the same preview again: it is deterministic and accept checks its digest).
+                                 "summary": preview_summary(preview), "kept": kept_id})
+    # The table shows 50 proposals' pairs a page; the summary, accept and discard concern the whole preview.
+    # The other pages read the kept preview (`run`); when it is gone they compute it again from the
+    # parameters, which the links carry too (it is deterministic, and accepting checks its digest).
     by_proposal: dict[int, list] = {}
     for pair in sorted(preview.pairs, key=lambda pair: (pair.reference, pair.reviewer_name)):
         by_proposal.setdefault(pair.proposal_id, []).append(pair)
     p = Window(len(by_proposal), page_arg())
     shown = [pair for pairs in p.slice(list(by_proposal.values())) for pair in pairs]
-    page_args = dict(call_id=call.id, kind=kind, **{k: v for k, v in params.items() if v is not None})
+    page_args = dict(call_id=call.id, kind=kind, run=kept_id, **{k: v for k, v in params.items() if v is not None})
     return _render("reviews_preview.html", call, code, kind=kind, preview=preview, shown=shown, p=p,
                    page_args=page_args, form=PreviewDecisionForm(formdata=None, data={"token": token}),
                    fmt_score=fmt_score)
@@ -408,16 +413,23 @@ def _preview_page(call: Call, kind: str, preview: AssignmentPreview, params: dic
 @bp.get("/calls/<int:call_id>/reviews/<kind>/assignments/preview")
 def reviews_preview(call_id: int, kind: str):
     call = _staged(call_id, kind, "review.assign")
+    run = positive_int(request.args.get("run"))
+    kept = kept_preview(db(), actor(), call, kind, run)
+    if kept is not None:
+        preview, params = kept
+        return _preview_page(call, kind, preview, params, kept_id=run)
     auto = AutoForm(request.args)
     if not auto.validate():
         return _assignments_page(call, kind, auto, 422)
     params = _params(auto)
     try:
         preview = _compute(call, kind, params)
+        kept_id = keep_preview(db(), actor(), call, preview, params).id
+        commit()
     except DomainError as err:
         refuse(auto, err)
         return _assignments_page(call, kind, auto, 422)
-    return _preview_page(call, kind, preview, params)
+    return _preview_page(call, kind, preview, params, kept_id=kept_id)
 
 
 def _shown_preview(call: Call, kind: str) -> dict | None:
@@ -459,6 +471,7 @@ def reviews_preview_accept(call_id: int, kind: str):
                   "here is the new preview. Nothing was written; check it and accept again.", "warning")
             return _preview_page(call, kind, preview, params, 409)
         created = accept_preview(db(), actor(), call, preview)
+        forget_previews(db(), call, kind)  # every kept preview of the stage is out of date now
         n, people = len(created), len({a.reviewer_id for a in created})
         commit()
     except DomainError as err:
@@ -478,6 +491,8 @@ def reviews_preview_discard(call_id: int, kind: str):
         if shown is None:
             return back
         discard_preview(db(), actor(), call, shown.get("summary") or {"stage": kind})
+        if isinstance(shown.get("kept"), int):  # signed by us: the id of the kept preview
+            forget_previews(db(), call, kind, shown["kept"])
         commit()
     except DomainError as err:
         refuse(None, err)
