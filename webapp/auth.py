@@ -95,14 +95,16 @@ def _client_ip() -> str:
     return request.remote_addr or "unknown"
 
 
-def _links() -> accounts.AccountLinks:
+def _links(after_confirming: str | None = None) -> accounts.AccountLinks:
+    """The account mails' links; `after_confirming` is the page the confirmation link leads to (a
+    co-applicant who registered from an invitation comes back to it)."""
     base = current_app.config["JOINTCALL"]["base_url"].rstrip("/")
 
     def link(endpoint: str, **values) -> str:
         return base + url_for(endpoint, **values)
 
     return accounts.AccountLinks(
-        confirm=lambda token: link("auth.confirm_email", token=token),
+        confirm=lambda token: link("auth.confirm_email", token=token, next=after_confirming),
         reset=lambda token: link("auth.reset_password", token=token),
         login=link("auth.login"),
         forgot=link("auth.forgot_password"),
@@ -193,12 +195,13 @@ def register():
         return redirect(url_for("public.index"))
     form = RegisterForm()
     if form.validate_on_submit():
+        after = _safe_next(request.args.get("next"))
         try:
             try:
-                _register(form)
+                _register(form, after)
             except IntegrityError:  # the same address registered concurrently: now it exists
                 db().rollback()
-                _register(form)
+                _register(form, after)
         except InvalidInput as err:
             _field_error(form, err)
         else:
@@ -206,9 +209,9 @@ def register():
     return render_template("auth/register.html", form=form), _status()
 
 
-def _register(form: RegisterForm) -> None:
+def _register(form: RegisterForm, after_confirming: str | None) -> None:
     accounts.register(db(), name=form.name.data, email=form.email.data, password=form.password.data,
-                      confirm=form.confirm.data, links=_links())
+                      confirm=form.confirm.data, links=_links(after_confirming))
     commit()
 
 
@@ -238,7 +241,7 @@ def confirm_email(token: str):
     _log_in(user)
     flash(f"Thank you, {user.name}: your e-mail address {user.email} is confirmed and you are logged in.",
           "success")
-    return redirect(url_for("public.index"))
+    return redirect(_safe_next(request.args.get("next")) or url_for("public.index"))
 
 
 @bp.route("/confirm-again", methods=["GET", "POST"])

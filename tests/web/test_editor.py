@@ -620,6 +620,43 @@ def test_a_co_applicant_invitation_end_to_end(app, session, world, mailbox):
     assert {"proposal.invitation_sent", "proposal.member_added", "proposal.member_removed"} <= actions
 
 
+def test_an_invited_person_without_an_account_registers_and_the_confirmation_link_leads_back(
+        app, session, world, mailbox):
+    call, cora = world
+    proposal = f.valid_proposal(session, call, cora)
+    session.commit()
+    coordinator, invitee = app.test_client(), app.test_client()
+    login(coordinator, cora)
+    sent = coordinator.post(f"/my/proposals/{proposal.id}/members",
+                            data={"action": "invite", "email": "nova@example.org", "access": "edit"})
+    sent.close()
+    link = invitation_link(mailbox.wait_for(1)[0])
+
+    page = raw(invitee.get(link))
+    register_url = html.unescape(re.search(r'href="(/register\?next=[^"]+)"[^>]*>Create an account', page).group(1))
+    form = {"name": "Nova New", "email": "nova@example.org", "password": PASSWORD, "confirm": PASSWORD}
+    registered = invitee.post(register_url, data=form)
+    assert registered.status_code == 302 and registered.headers["Location"] == "/check-mail/registered"
+    registered.close()
+    confirmation = mailbox.wait_for(2)[1]
+    confirm = re.search(r"http://jointcall\.test(/confirm/\S+)", body_of(confirmation)).group(1)
+    assert "next=" in confirm
+
+    opened = invitee.get(confirm)
+    assert opened.status_code == 302 and opened.headers["Location"] == link
+    assert "Accept invitation" in text_of(invitee.get(link))
+
+
+def test_the_confirmation_link_never_leads_off_the_site(client, session, mailbox):
+    form = {"name": "Eve Else", "email": "eve@example.org", "password": PASSWORD, "confirm": PASSWORD}
+    client.post("/register?next=https://evil.example/phish", data=form).close()
+    (message,) = mailbox.wait_for(1)
+    confirm = re.search(r"http://jointcall\.test(/confirm/\S+)", body_of(message)).group(1)
+    assert "next=" not in confirm and "evil" not in body_of(message)
+    opened = client.get(confirm + "?next=//evil.example")
+    assert opened.status_code == 302 and opened.headers["Location"] == "/"
+
+
 def test_a_read_only_member_reads_but_gets_403_on_every_edit(app, session, world, mailbox):
     call, cora = world
     proposal = f.valid_proposal(session, call, cora)
