@@ -8,8 +8,9 @@ Importing the package plugs the reviewer facts into workflow.access and register
     conflicts     declared and detected conflicts, overrides
     text          expertise matching (keywords, TF-IDF), pure
     matching      min-cost flow and greedy assignment, pure
-    assignment    manual assignment; automatic assignment previewed, accepted or discarded
+    assignment    manual assignment; automatic assignment previewed (kept for its pages), accepted or discarded
     scoring       the review form, drafts, submission, the lock, reminders
+    progress      the call's review figures for the secretariat's dashboard (aggregate SQL)
     visibility    which reviews a person sees; releasing them to applicants (with release)
     aggregation   means, weighted totals, thresholds, disagreement; the panel's consensus
     ranking       the ranking list, tie-breaks, approval; pre-stage invitations

@@ -33,10 +33,20 @@ PARTNER_TYPE_LABELS = {
     "other": "Other",
 }
 STAGE_KINDS = ("pre", "full")
+# A stage's name in every text that names one (the one place for these words; see stage_name).
+STAGE_NAMES = {"pre": "pre-proposal", "full": "full proposal"}
 DOCUMENT_KINDS = ("project_description", "cv", "letter_of_commitment", "other")
 
 Money = Annotated[int, Field(ge=0, strict=True, description="whole euros")]
 Acronym = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9.\-]*$")]
+
+
+def stage_name(call_or_two_stage, kind: str) -> str:
+    """Stage `kind`'s name: "pre-proposal" or "full proposal", or just "proposal" when the call has one stage.
+    `call_or_two_stage` is a Call, its CallDef or a lifecycle Variant (anything with `two_stage`),
+    or that bool itself."""
+    two_stage = call_or_two_stage if isinstance(call_or_two_stage, bool) else call_or_two_stage.two_stage
+    return STAGE_NAMES[kind] if two_stage else "proposal"
 
 
 def at(key: str, message: str) -> ValueError:

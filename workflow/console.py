@@ -26,7 +26,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from workflow import audit, lifecycle
 from workflow.access import can
-from workflow.callconfig import CallDef, CallDefinitionError, parse_call_definition
+from workflow.callconfig import CallDef, CallDefinitionError, parse_call_definition, stage_name
 from workflow.calls import LoadResult, load_call
 from workflow.clock import local, utcnow
 from workflow.countries import all_countries
@@ -269,9 +269,6 @@ class StageStatus:
         return self.status == "deadline passed"
 
 
-STAGE_NAMES = {"pre": "pre-proposal", "full": "full proposal"}
-
-
 def stage_statuses(call: Call, now: dt.datetime | None = None) -> list[StageStatus]:
     now = now or utcnow()
     out = []
@@ -284,8 +281,7 @@ def stage_statuses(call: Call, now: dt.datetime | None = None) -> list[StageStat
             status = "open"
         else:
             status = "deadline passed"
-        out.append(StageStatus(s.kind, STAGE_NAMES[s.kind] if call.two_stage else "proposal", s.opens_at,
-                               s.deadline, s.closed_at, status))
+        out.append(StageStatus(s.kind, stage_name(call, s.kind), s.opens_at, s.deadline, s.closed_at, status))
     return out
 
 

@@ -29,7 +29,7 @@ from sqlalchemy.orm.attributes import flag_modified
 
 from workflow import audit
 from workflow.access import can
-from workflow.callconfig import DOCUMENT_KINDS, StageDef
+from workflow.callconfig import DOCUMENT_KINDS, STAGE_NAMES, StageDef
 from workflow.clock import utcnow
 from workflow.errors import InvalidInput, NotFound
 from workflow.lifecycle import Variant, stage_of
@@ -46,7 +46,6 @@ KIND_LABELS = {
 # the whole proposal; "other" may belong to either.
 PER_PARTNER_KINDS = ("cv", "letter_of_commitment")
 PROPOSAL_KINDS = ("project_description",)
-STAGE_LABELS = {"pre": "pre-proposal", "full": "full proposal"}
 MB = 1024 * 1024
 PDF_MIME = "application/pdf"
 
@@ -103,13 +102,13 @@ def check_file(data: bytes, kind: str, stage: str, stage_def: StageDef) -> int:
     limit = stage_def.max_upload_mb * MB
     if len(data) > limit:
         raise InvalidInput(f"the file is {_mb(len(data))}; at most {stage_def.max_upload_mb} MB are allowed "
-                           f"at the {STAGE_LABELS.get(stage, stage)} stage", "file")
+                           f"at the {STAGE_NAMES.get(stage, stage)} stage", "file")
     pages = pdf_page_count(data)
     max_pages = stage_def.page_limits.get(kind)
     if max_pages is not None and pages > max_pages:
         raise InvalidInput(
             f"the {kind_label(kind).lower()} has {pages} pages; at most {max_pages} "
-            f"{'page is' if max_pages == 1 else 'pages are'} allowed at the {STAGE_LABELS.get(stage, stage)} stage",
+            f"{'page is' if max_pages == 1 else 'pages are'} allowed at the {STAGE_NAMES.get(stage, stage)} stage",
             "file")
     return pages
 

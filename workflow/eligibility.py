@@ -24,6 +24,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from workflow import audit, outbox
 from workflow.access import can, officer_funders
+from workflow.callconfig import STAGE_KINDS
+from workflow.callconfig import stage_name as stage_label  # the eligibility pages import it by this name
 from workflow.clock import local, utcnow
 from workflow.errors import AccessDenied, ChangedMeanwhile, DomainError, GuardFailed, InvalidInput, NotFound
 from workflow.lifecycle import Variant, stage_of
@@ -48,7 +50,6 @@ from workflow.timefmt import format_eur
 PENDING, ELIGIBLE, INELIGIBLE = "pending", "eligible", "ineligible"
 STATUSES = (PENDING, ELIGIBLE, INELIGIBLE)
 STATUS_LABELS = {PENDING: "Pending", ELIGIBLE: "Eligible", INELIGIBLE: "Not eligible"}
-STAGE_LABELS = {"pre": "pre-proposal", "full": "full proposal"}
 
 
 def _plural(n: int, one: str, many: str | None = None) -> str:
@@ -57,10 +58,6 @@ def _plural(n: int, one: str, many: str | None = None) -> str:
 
 # ---------------------------------------------------------------------------------------------------------
 # Stages and the states that belong to them
-
-
-def stage_label(call: Call, kind: str) -> str:
-    return STAGE_LABELS[kind] if call.two_stage else "proposal"
 
 
 def check_state(call: Call, kind: str) -> str:
@@ -77,7 +74,7 @@ def draft_states(call: Call, kind: str) -> tuple[str, ...]:
 
 
 def call_stage(call: Call, kind: str) -> CallStage:
-    stage = call.stage(kind) if kind in STAGE_LABELS else None
+    stage = call.stage(kind) if kind in STAGE_KINDS else None
     if stage is None:
         raise NotFound(f"this call has no {kind} stage")
     return stage
@@ -730,7 +727,6 @@ def remind_funders(session: Session, actor, call: Call, kind: str, *, link: str 
     covered = {fid for _, fids in per_officer.values() for fid in fids}
     result.funders_without_officer = sorted(funders[fid].acronym for fid in by_funder if fid not in covered)
     today = local(utcnow(), call.time_zone).date().isoformat()
-    title = call.settings.title
     label = stage_label(call, kind)
     reminded = []
     for user, fids in per_officer.values():
@@ -741,22 +737,11 @@ def remind_funders(session: Session, actor, call: Call, kind: str, *, link: str 
                 lines.append(f"- {proposal.reference} {proposal.acronym}: {partner.organisation} "
                              f"(PI {partner.pi_name}), requesting {format_eur(partner.requested_amount)} "
                              f"from {funders[fid].acronym}")
-        body = (
-            f"Dear {user.name},\n\n"
-            f"the eligibility check of the {label} stage of {title} is waiting for your sign-off on "
-            f"{_plural(count, 'partner')} requesting funding from "
-            f"{', '.join(funders[i].acronym for i in sorted(fids, key=lambda i: funders[i].acronym))}:\n\n"
-            + "\n".join(lines)
-            + "\n\nPlease sign them off as eligible or not eligible under your national or regional rules"
-            + (f":\n{link}\n" if link else ".\n")
-        )
-        subject = f"[{title}] Reminder: {_plural(count, 'partner')} waiting for your eligibility sign-off"
-        if mail_templates.wording(session, call, "reminder").customised:
-            # The secretariat worded the reminder itself (console → Mail): its words replace ours.
-            subject, body = mail_templates.render(session, call, "reminder", {
-                "recipient": {"name": user.name, "email": user.email},
-                "funder": ", ".join(funders[i].acronym for i in sorted(fids, key=lambda i: funders[i].acronym)),
-                "pending": count, "link": link or ""})
+        # The call's wording of the "reminder" kind (console → Mail), else that kind's default wording.
+        subject, body = mail_templates.render(session, call, "reminder", {
+            "recipient": {"name": user.name, "email": user.email}, "stage": label,
+            "funder": ", ".join(funders[i].acronym for i in sorted(fids, key=lambda i: funders[i].acronym)),
+            "pending": count, "partners": "\n".join(lines), "link": link or ""})
         msg = outbox.enqueue(
             session, kind="eligibility_reminder", to=user.email, call_id=call.id,
             dedup_key=f"eligibility-reminder:{call.id}:{kind}:{user.id}:{today}",

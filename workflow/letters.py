@@ -29,6 +29,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from workflow import audit, outbox
 from workflow.access import can
+from workflow.callconfig import stage_name
 from workflow.clock import utcnow
 from workflow.errors import ChangedMeanwhile, DomainError, InvalidInput
 from workflow.funding_ops import current_funding
@@ -63,12 +64,6 @@ LETTER_STATUSES = ("not generated", "outdated", "generated", "sent", "sent, outd
 MAX_TEMPLATE_CHARS = 20_000
 STALE_AFTER = dt.timedelta(seconds=90)  # a running job whose heartbeat is older was interrupted
 ACTIVE_JOB_STATUSES = ("queued", "running")
-
-
-def stage_name(call: Call, stage: str) -> str:
-    if not call.two_stage:
-        return "proposal"
-    return {"pre": "pre-proposal", "full": "full proposal"}[stage]
 
 
 def _check_stage(call: Call, stage: str) -> str:

@@ -9,10 +9,11 @@ default text of the kind. Every save, reset, bulk mail and resend is audited; ma
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, UndefinedError, meta
+from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, UndefinedError, meta
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -80,13 +81,23 @@ KINDS: dict[str, Kind] = {k.key: k for k in (
          (_CALL, *_PROPOSAL, *_COORD, ("outcome", "“not eligible” or “not invited”")),
          {"outcome": "not invited"}),
     Kind("reminder", "Reminder to funders", "to funder officers with pending eligibility checks",
-         "[{{ call.title }}] Reminder: {{ pending }} eligibility check{{ 's' if pending != 1 }} pending",
-         "Hello {{ recipient.name }},\n\n"
-         "{{ pending }} partner{{ 's' if pending != 1 }} of {{ funder }} still wait{{ 's' if pending == 1 }} for your "
-         "eligibility sign-off:\n\n{{ link }}\n",
-         (_CALL, ("recipient.name", "the officer's name"), ("funder", "the funder's acronym"),
-          ("pending", "how many checks are pending"), ("link", "the sign-off page")),
-         {"recipient": {"name": "Olga Officer", "email": "olga@funder.example"}, "funder": "ANR", "pending": 3,
+         "[{{ call.title }}] Reminder: {{ pending }} partner{{ 's' if pending != 1 }} waiting for your eligibility "
+         "sign-off",
+         "Dear {{ recipient.name }},\n\n"
+         "the eligibility check of the {{ stage }} stage of {{ call.title }} is waiting for your sign-off on "
+         "{{ pending }} partner{{ 's' if pending != 1 }} requesting funding from {{ funder }}:\n\n"
+         "{{ partners }}\n\n"
+         "Please sign them off as eligible or not eligible under your national or regional rules:\n{{ link }}\n",
+         (_CALL, ("recipient.name", "the officer's name"),
+          ("stage", "pre-proposal or full proposal (proposal in a single-stage call)"),
+          ("funder", "the funder's acronym (comma-separated for an officer of several)"),
+          ("pending", "how many partners wait for the sign-off"),
+          ("partners", "those partners, one line each: proposal, organisation, PI, amount requested"),
+          ("link", "the sign-off page (required)")),
+         {"recipient": {"name": "Olga Officer", "email": "olga@funder.example"}, "stage": "pre-proposal",
+          "funder": "ANR", "pending": 2,
+          "partners": "- CALL-0007 PRECISE: Institut Curie (PI Paula Investigator), requesting €300,000 from ANR\n"
+                      "- CALL-0009 BRIDGE: Inserm (PI Pierre Chercheur), requesting €180,000 from ANR",
           "link": "https://jointcall.example/funder/calls/1/pre"}),
     Kind("role_invitation", "Invitation to a role", "to a person the secretariat invites as officer, reviewer or "
          "secretariat",
@@ -137,9 +148,16 @@ def _used_names(body: str) -> set[str]:
         return set()
 
 
+@functools.lru_cache(maxsize=64)
+def _template(source: str) -> Template:
+    """The compiled template: a bulk mail or a batch of reminders renders the same source once per
+    recipient, and compiling costs far more than filling in (a syntax error is raised, never kept)."""
+    return _env.from_string(source)
+
+
 def _render(source: str, context: dict, field_name: str) -> str:
     try:
-        return _env.from_string(source).render(**context)
+        return _template(source).render(**context)
     except TemplateSyntaxError as err:
         raise InvalidInput(f"line {err.lineno}: {err.message}", field_name) from None
     except UndefinedError as err:
@@ -313,18 +331,18 @@ def render_bulk(subject: str, body: str, people: list[Recipient]) -> list[tuple[
 def send_bulk(session: Session, actor, call: Call, target: str, subject: str, body: str,
               people: list[Recipient], description: str = "") -> int:
     """Queue one message per recipient. The same message to the same people is queued once only (a form
-    sent twice mails nobody twice). Returns how many messages were queued now."""
+    sent twice mails nobody twice). Returns how many messages were queued now. Renders the batch itself
+    (render_bulk): a caller that sends does not render it first."""
     require(can(actor, "call.manage", call))
     messages = render_bulk(subject, body, people)
     batch = hashlib.sha256("\x1f".join([target, subject, body, *sorted(r.email for r in people)]).encode())
     batch_id = batch.hexdigest()[:24]
     queued = 0
     for i, (r, subj, text) in enumerate(messages):
-        key = f"bulk:{call.id}:{batch_id}:{i}"
-        if session.scalar(select(OutboxMessage.id).where(OutboxMessage.dedup_key == key)) is not None:
-            continue
-        outbox.enqueue(session, kind="bulk", to=r.email, call_id=call.id, dedup_key=key, subject=subj, body=text)
-        queued += 1
+        msg = outbox.enqueue(session, kind="bulk", to=r.email, call_id=call.id,
+                             dedup_key=f"bulk:{call.id}:{batch_id}:{i}", subject=subj, body=text)
+        if msg in session.new:  # else enqueue returned the message queued before under this key
+            queued += 1
     audit.record(session, actor, "mail.bulk_queued", object_type="call", object_id=call.id, call_id=call.id,
                  after={"target": target, "filter": description, "recipients": len(people), "queued": queued,
                         "subject": subject, "batch": batch_id})

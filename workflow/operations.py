@@ -16,6 +16,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from workflow import audit, lifecycle, outbox
 from workflow.access import Decision, can
+from workflow.callconfig import STAGE_NAMES
 from workflow.clock import utcnow
 from workflow.errors import ChangedMeanwhile, DomainError, InvalidInput, NotFound
 from workflow.guards import GuardContext
@@ -136,7 +137,7 @@ def _record_submission(session, actor, proposal, before, after):
     call = proposal.call
     outbox.to_coordinator(
         session, proposal, kind="submission_receipt", dedup_key=f"receipt:submission:{sub.id}",
-        subject=f"receipt of your {'pre-proposal' if stage == 'pre' else 'full proposal'}",
+        subject=f"receipt of your {STAGE_NAMES[stage]}",
         text=(
             f"your {'pre-' if stage == 'pre' else 'full '}proposal {proposal.reference} \"{proposal.acronym}\" "
             f"was submitted on {format_instant(sub.submitted_at, call.time_zone, 'd MMMM y, HH:mm:ss zzz')}.\n"

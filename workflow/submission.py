@@ -39,7 +39,6 @@ from workflow.timefmt import format_instant
 
 SUBMIT_TRIGGER = {"draft": "submit", "full_draft": "submit_full"}
 REOPEN_TRIGGER = {"submitted": "reopen", "full_submitted": "reopen_full"}
-STAGE_LABELS = {"pre": "pre-proposal", "full": "full proposal"}
 MAX_REASON_CHARS = 2000
 MAX_JUSTIFICATION_CHARS = 5000
 

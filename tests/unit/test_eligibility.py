@@ -428,3 +428,38 @@ def test_reminders_use_the_wording_the_secretariat_saved(session, frozen):
                                                        OutboxMessage.to_address == w.dfg.email)).one()
     assert mail.subject == f"[{w.call.title}] DFG-T: 4 sign-offs due"
     assert mail.body_text == f"Hello {w.dfg.name}, 4 partners of DFG-T wait: http://x.test/funder\n"
+
+
+def test_without_a_saved_wording_reminders_are_the_default_wording_of_the_reminder_kind(session, frozen):
+    """The default the console's mail page shows (workflow.mail_templates.KINDS) is the text that is sent."""
+    from workflow import mail_templates
+
+    w = World(session, frozen)
+    for c in w.checks("ANR-T")[1:]:
+        sign_off(session, w.anr, c.id, "eligible")  # ANR-T has one partner left: the singular
+    session.commit()
+    remind_funders(session, w.sec, w.call, "pre", link="http://x.test/funder")
+    session.commit()
+    mail = session.scalars(select(OutboxMessage).where(OutboxMessage.to_address == w.anr.email,
+                                                       OutboxMessage.kind == "eligibility_reminder")).one()
+    kind = mail_templates.KINDS["reminder"]
+    line = "- TEST-CALL-0001 ALPHA: Institut Curie (PI PI Institut Curie), requesting €300,000 from ANR-T"
+    assert (mail.subject, mail.body_text) == mail_templates.render_text(kind.subject, kind.body, {
+        "call": {"title": w.call.title}, "recipient": {"name": w.anr.name}, "stage": "pre-proposal",
+        "funder": "ANR-T", "pending": 1, "partners": line, "link": "http://x.test/funder"})
+    assert mail.subject == "[Test Call 2030] Reminder: 1 partner waiting for your eligibility sign-off"
+    assert mail.body_text == (
+        f"Dear {w.anr.name},\n\nthe eligibility check of the pre-proposal stage of Test Call 2030 is waiting for "
+        f"your sign-off on 1 partner requesting funding from ANR-T:\n\n{line}\n\nPlease sign them off as eligible "
+        "or not eligible under your national or regional rules:\nhttp://x.test/funder\n")
+
+    # once the secretariat saved its own wording, the next day's reminder uses it
+    mail_templates.save(session, w.sec, w.call, "reminder", "{{ pending }} due ({{ stage }})",
+                        "{{ partners }}\n{{ link }}\n")
+    session.commit()
+    frozen(f.PRE_CLOSED + dt.timedelta(days=1))
+    remind_funders(session, w.sec, w.call, "pre", link="http://x.test/funder")
+    session.commit()
+    newest = session.scalars(select(OutboxMessage).where(OutboxMessage.to_address == w.anr.email)
+                             .order_by(OutboxMessage.id.desc())).first()
+    assert (newest.subject, newest.body_text) == ("1 due (pre-proposal)", f"{line}\nhttp://x.test/funder\n")

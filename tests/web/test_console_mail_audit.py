@@ -197,3 +197,44 @@ def test_the_audit_log_filters_and_verifies_its_chain(client, session, frozen):
     login(client, officer)
     assert client.get(url).status_code == 403
     assert client.get("/secretariat/audit").status_code == 403
+
+
+def test_the_reminder_page_shows_the_default_wording_that_is_sent(client, session, frozen):
+    """With nothing saved, the page's text is the reminder kind's default (which remind_funders sends), and
+    that default passes its own check: every placeholder it uses is one the funder reminder provides."""
+    from workflow.mail_templates import KINDS
+
+    call, sec = setup(session, frozen)
+    login(client, sec)
+    url = f"/secretariat/calls/{call.id}/mail/templates/reminder"
+    page = client.get(url).get_data(as_text=True)
+    kind = KINDS["reminder"]
+    assert re.search(r'<textarea[^>]*name="body"[^>]*>\s*(.*?)</textarea>', page, re.S).group(1) == (
+        kind.body.replace("'", "&#39;").replace('"', "&#34;"))
+    assert all(f"{{{{ {name} }}}}" in page for name in ("stage", "funder", "pending", "partners", "link"))
+    preview = client.post(url, data={"subject": kind.subject, "body": kind.body, "preview": "Preview"})
+    assert preview.status_code == 200
+    assert "the eligibility check of the pre-proposal stage of Test Call 2030 is waiting for your sign-off on " \
+           "2 partners requesting funding from ANR:" in plain(preview)
+
+
+def test_bulk_mail_renders_each_message_once_per_request(client, session, frozen, monkeypatch):
+    from workflow import mail_templates
+
+    call, sec = setup(session, frozen)
+    f.officer(session, call, "DFG-T")
+    f.officer(session, call, "ANR-T")
+    session.commit()
+    login(client, sec)
+    rendered = []
+    real = mail_templates.render_text
+    monkeypatch.setattr(mail_templates, "render_text",
+                        lambda subject, body, context: rendered.append(context["recipient"]["email"])
+                        or real(subject, body, context))
+    data = {"target": "officer", "query": "", "subject": "Sign-off opens", "body": "Hello {{ recipient.name }}"}
+    client.post(f"/secretariat/calls/{call.id}/mail/bulk", data={**data, "preview": "Preview"})
+    assert len(rendered) == 2 and len(set(rendered)) == 2  # the preview checks every message of the batch
+    rendered.clear()
+    assert client.post(f"/secretariat/calls/{call.id}/mail/bulk", data={**data, "send": "Send"}).status_code == 302
+    assert len(rendered) == 2 and len(set(rendered)) == 2
+    assert len(session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "bulk")).all()) == 2

@@ -22,14 +22,13 @@ from webapp.db import commit, db
 from webapp.views import allow, get_or_404, refuse
 from workflow import submission as ops
 from workflow.access import can
+from workflow.callconfig import STAGE_NAMES, stage_name
 from workflow.clock import utcnow
 from workflow.errors import ChangedMeanwhile, DomainError, GuardFailed
 from workflow.lifecycle import WITHDRAWABLE, Variant, stage_of
 from workflow.models import Proposal, Submission
 from workflow.proposals import proposal_violations
 from workflow.timefmt import format_time_left
-
-STAGE_TITLES = {"pre": "pre-proposal", "full": "full proposal"}
 
 
 def _back(proposal_id: int):
@@ -82,7 +81,7 @@ def submission_status(proposal: Proposal, user=None) -> SimpleNamespace:
         latest_of_stage.setdefault(s.stage, s.id)
     return SimpleNamespace(
         stage=kind,
-        stage_title=STAGE_TITLES.get(kind, kind) if variant.two_stage else "proposal",
+        stage_title=stage_name(variant, kind),
         deadline=stage.deadline,
         opens_at=stage.opens_at,
         is_open=is_open,
@@ -145,7 +144,7 @@ def submit(proposal_id: int):
                 if isinstance(err, ChangedMeanwhile):
                     form.version.data = str(proposal.version)  # the page now shows what changed
             else:
-                flash(f"Your {STAGE_TITLES.get(sub.stage, 'proposal')} was submitted (submission no. {sub.number}). "
+                flash(f"Your {STAGE_NAMES.get(sub.stage, 'proposal')} was submitted (submission no. {sub.number}). "
                       f"The receipt is on its way to {proposal.coordinator.email}. "
                       f"SHA-256 of the submitted content: {sub.sha256}", "success")
                 return _back(proposal.id)

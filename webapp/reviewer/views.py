@@ -35,22 +35,16 @@ from webapp.reviewer.forms import (
     ProfileForm,
     review_form_class,
 )
-from webapp.views import allow, get_or_404, page_arg, refuse
+from webapp.views import allow, deny_access, get_or_404, page_arg, refuse
 from workflow import accounts
 from workflow.access import DECLARATION_FIRST, can, is_reviewer
+from workflow.callconfig import STAGE_NAMES
 from workflow.documents import document_slots
 from workflow.errors import AccessDenied, ChangedMeanwhile, DomainError
 from workflow.models import Call, Proposal, Rebuttal
 from workflow.paging import Window
 
 NO_ASSIGNMENT = "no review of this proposal is assigned to you"
-STAGE_NAMES = {"pre": "pre-proposal", "full": "full proposal"}
-
-
-def _deny(reason: str):
-    if actor() is None:
-        abort(401)
-    abort(403, description=reason)
 
 
 def _reviewer_call(call_id: int) -> Call:
@@ -74,7 +68,7 @@ def _open(proposal_id: int) -> Proposal:
             flash("Please accept the confidentiality and no-conflict declaration before reading any proposal.",
                   "warning")
             abort(redirect(url_for(".declaration", call_id=proposal.call_id, next=request.path)))
-        _deny(decision.reason)
+        deny_access(AccessDenied(decision.reason))
     return proposal
 
 
@@ -84,7 +78,7 @@ def _my_assignment(proposal: Proposal) -> ReviewAssignment:
         ReviewAssignment.proposal_id == proposal.id, ReviewAssignment.reviewer_id == me.id,
         ReviewAssignment.stage == proposal_stage(proposal)))
     if assignment is None:
-        _deny(NO_ASSIGNMENT)
+        deny_access(AccessDenied(NO_ASSIGNMENT))
     allow("review.write", assignment)
     return assignment
 
@@ -284,7 +278,7 @@ def _conflicts_page(call: Call, forms: dict, code: int = 200):
     try:
         items = proposals_for_declaration(db(), actor(), call, p)
     except DomainError as err:
-        _deny(str(err))
+        deny_access(err)
     for item in items:
         form = forms.setdefault(item.proposal_id, ConflictForm(formdata=None, prefix=f"p{item.proposal_id}"))
         form.reason.label.text = f"What is your conflict with {item.acronym}?"
@@ -433,7 +427,7 @@ def reviews(proposal_id: int):
     try:
         view = reviews_for(db(), actor(), p)
     except AccessDenied as err:
-        _deny(str(err))
+        deny_access(err)
     return render_template("reviewer/reviews.html", proposal=p, call=p.call, view=view)
 
 
@@ -445,7 +439,7 @@ def discussion(proposal_id: int):
     try:
         view = reviews_for(db(), actor(), p)
     except AccessDenied as err:
-        _deny(str(err))
+        deny_access(err)
     aggregate = rebuttal = None
     if view.others_hidden is None:
         aggregate = proposal_aggregate(db(), p)

@@ -30,9 +30,10 @@ from webapp.db import commit, db
 from webapp.secretariat import bp
 from webapp.views import allow, get_or_404, refuse
 from workflow import console
-from workflow.callconfig import CallDef, CallDefinitionError
+from workflow.callconfig import CallDef, CallDefinitionError, load_call_file
 from workflow.errors import DomainError
 from workflow.models import Call
+from workflow.timefmt import format_instant
 
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
 ZONES = sorted(z for z in available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/", "posix/", "right/")))
@@ -42,6 +43,12 @@ class ConfirmForm(FlaskForm):
     """A button that changes something: only the CSRF token travels."""
 
 
+def confirmed() -> bool:
+    """Whether a ConfirmForm post is good to act on; if not (a stale or missing CSRF token), says so."""
+    if ConfirmForm().validate_on_submit():
+        return True
+    flash("The form expired; nothing was changed. Try again.", "danger")
+    return False
 
 
 def place_problems(problems: list[tuple[str, str]], fields: dict) -> list[tuple[str, str]]:
@@ -126,36 +133,47 @@ def _new_page(upload, form, problems=(), code=200):
     return render_template("secretariat/call_new.html", upload=upload, form=form, problems=list(problems)), code
 
 
-def _may_create():
+def _admin_only():
+    """Administrators only (creating a call, every call's secretariat): 401 when anonymous, else 403."""
     if actor() is None:
         abort(401)
     allow("admin")
 
 
+def _uploaded(field: FileField) -> tuple[bytes, str]:
+    """The bytes of the file in an upload field (none when nothing was sent) and the name to call it by."""
+    file = field.data
+    raw = file.read() if file is not None and hasattr(file, "read") else b""
+    return raw, getattr(file, "filename", None) or "uploaded file"
+
+
+def _upload_refused(field: FileField, err: CallDefinitionError, message: str) -> list[tuple[str, str]]:
+    """An uploaded definition's problems, listed below the form; the field says `message` and how many."""
+    problems = err.problems
+    field.errors = [f"{message}: {len(problems)} problem{'s' if len(problems) != 1 else ''}, listed below"]
+    return problems
+
+
 @bp.get("/calls/new")
 def call_new():
-    _may_create()
+    _admin_only()
     return _new_page(*_new_forms())
 
 
 @bp.post("/calls/new/upload")
 def call_new_upload():
-    _may_create()
+    _admin_only()
     upload, form = _new_forms()
     problems: list = []
     if upload.validate_on_submit():
-        file = upload.definition.data
-        raw = file.read() if file is not None and hasattr(file, "read") else b""
-        name = getattr(file, "filename", None) or "uploaded file"
+        raw, name = _uploaded(upload.definition)
         try:
             definition = console.definition_from_toml(raw, name)
             call = console.create_call(db(), actor(), definition)
             commit()
         except CallDefinitionError as err:
             db().rollback()
-            problems = err.problems
-            upload.definition.errors = [f"{name} is not a valid call definition: {len(problems)} "
-                                        f"problem{'s' if len(problems) != 1 else ''}, listed below"]
+            problems = _upload_refused(upload.definition, err, f"{name} is not a valid call definition")
         except DomainError as err:
             refuse(upload, err)
         else:
@@ -169,7 +187,7 @@ NEW_FIELDS = {"code": "code", "title": "title", "time_zone": "time_zone"}
 
 @bp.post("/calls/new/form")
 def call_new_form():
-    _may_create()
+    _admin_only()
     upload, form = _new_forms()
     problems: list = []
     if form.validate_on_submit():
@@ -178,8 +196,6 @@ def call_new_form():
         if path is None:
             form.template.errors = ["choose a template"]
         else:
-            from workflow.callconfig import load_call_file
-
             stages = ([("pre", form.pre_opens.data, form.pre_deadline.data)] if form.two_stage.data else []) + [
                 ("full", form.full_opens.data, form.full_deadline.data)]
             fields = {"code": form.code, "title": form.title, "time_zone": form.time_zone}
@@ -343,9 +359,7 @@ def call_replace(call_id: int):
     replace = ReplaceForm(prefix="replace")
     problems: list = []
     if replace.validate_on_submit():
-        file = replace.definition.data
-        raw = file.read() if file is not None and hasattr(file, "read") else b""
-        name = getattr(file, "filename", None) or "uploaded file"
+        raw, name = _uploaded(replace.definition)
         try:
             definition = console.definition_from_toml(raw, name)
             result = console.update_definition(db(), actor(), call, definition, reason=replace.reason.data or None)
@@ -353,9 +367,7 @@ def call_replace(call_id: int):
         except CallDefinitionError as err:
             db().rollback()
             call = fresh(call_id)
-            problems = err.problems
-            replace.definition.errors = [f"{name} cannot replace the definition: {len(problems)} "
-                                         f"problem{'s' if len(problems) != 1 else ''}, listed below"]
+            problems = _upload_refused(replace.definition, err, f"{name} cannot replace the definition")
         except DomainError as err:
             refuse(replace, err)
         else:
@@ -400,8 +412,6 @@ def open_stage_post(call_id: int, kind: str):
         except DomainError as err:
             refuse(None, err)
         else:
-            from workflow.timefmt import format_instant
-
             flash(f"The {stage.label} stage is open since {format_instant(opens, call.time_zone)}; applicants can "
                   f"submit until {format_instant(stage.deadline, call.time_zone)}.", "success")
             return redirect(url_for(".call_home", call_id=call.id))

@@ -190,8 +190,7 @@ def bulk_mail_post(call_id: int):
         return _bulk_page(call, form, f, code=422)
     try:
         people = mt.recipients(db(), actor(), call, form.target.data, f)
-        rendered = mt.render_bulk(form.subject.data or "", form.body.data or "", people)
-        if form.send.data:
+        if form.send.data:  # send_bulk checks and renders the batch: rendering it here too would double the work
             description = form.query.data if form.target.data == "coordinators" else ""
             queued = mt.send_bulk(db(), actor(), call, form.target.data, form.subject.data or "",
                                   form.body.data or "", people, description)
@@ -202,6 +201,7 @@ def bulk_mail_post(call_id: int):
             else:
                 flash("These messages were queued already; nothing was queued twice.", "info")
             return redirect(url_for(".outbox", call_id=call.id))
+        rendered = mt.render_bulk(form.subject.data or "", form.body.data or "", people)
     except AccessDenied as err:
         deny_access(err)
     except InvalidInput as err:

@@ -6,7 +6,9 @@ accepts (logged in, or creating an account with a password).
 
 from __future__ import annotations
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from collections.abc import Callable
+
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, Email, Length, Optional
@@ -14,8 +16,10 @@ from wtforms.validators import DataRequired, Email, Length, Optional
 from webapp.auth import _client_ip, _log_in, actor
 from webapp.db import commit, db
 from webapp.secretariat import bp
-from webapp.secretariat.calls import ConfirmForm, _console_call
-from webapp.views import allow, deny_access, get_or_404, page_arg, refuse
+from webapp.secretariat.calls import ConfirmForm, _admin_only, _console_call, confirmed
+from webapp.views import deny_access, get_or_404, page_arg, refuse
+from workflow import people as ops  # not `people`: that is the name of a view below
+from workflow.accounts import find_user, record_login_attempt
 from workflow.errors import AccessDenied, DomainError
 from workflow.models import Call
 
@@ -44,11 +48,9 @@ def _link(token: str) -> str:
 
 
 def _invite_form(call: Call, formdata=None, admin: bool = False) -> InviteForm:
-    from workflow.people import ROLE_LABELS
-
     form = InviteForm(formdata=formdata) if formdata is not None else InviteForm()
     roles = ["officer", "reviewer"] + (["secretariat"] if admin else [])
-    form.role.choices = [(r, ROLE_LABELS[r]) for r in roles]
+    form.role.choices = [(r, ops.ROLE_LABELS[r]) for r in roles]
     form.funder_id.choices = [("", "— not an officer —")] + sorted(
         ((str(cf.funder_id), f"{cf.funder.acronym} — {cf.funder.name}") for cf in call.funders),
         key=lambda c: c[1].lower())
@@ -56,11 +58,9 @@ def _invite_form(call: Call, formdata=None, admin: bool = False) -> InviteForm:
 
 
 def _people_page(call: Call, form: InviteForm, code: int = 200):
-    from workflow.people import ROLE_LABELS, call_people, role_label
-
     me = actor()
-    return render_template("secretariat/people.html", call=call, people=call_people(db(), call, page_arg()),
-                           form=form, action=ConfirmForm(), role_label=role_label, role_labels=ROLE_LABELS,
+    return render_template("secretariat/people.html", call=call, people=ops.call_people(db(), call, page_arg()),
+                           form=form, action=ConfirmForm(), role_label=ops.role_label, role_labels=ops.ROLE_LABELS,
                            is_admin=bool(me and me.is_admin)), code
 
 
@@ -73,8 +73,6 @@ def people(call_id: int):
 
 @bp.post("/calls/<int:call_id>/people/invite")
 def people_invite(call_id: int):
-    from workflow import people as ops
-
     call = _console_call(call_id)
     me = actor()
     form = _invite_form(call, request.form, admin=me.is_admin)
@@ -96,23 +94,32 @@ def people_invite(call_id: int):
     return _people_page(call, form, 422)
 
 
+def _act(action: Callable[[], str]) -> None:
+    """A confirmed change to the call's people: run `action` and commit, then flash the message it returned;
+    a refusal is a 403 page (AccessDenied) or a message."""
+    if not confirmed():
+        return
+    try:
+        message = action()  # read before the commit expires what it loaded
+        commit()
+    except AccessDenied as err:
+        db().rollback()
+        deny_access(err)
+    except DomainError as err:
+        refuse(None, err)
+    else:
+        flash(message, "success")
+
+
 @bp.post("/calls/<int:call_id>/people/grants/<int:grant_id>/revoke")
 def people_revoke(call_id: int, grant_id: int):
-    from workflow import people as ops
-
     call = _console_call(call_id)
-    if ConfirmForm().validate_on_submit():
-        try:
-            ops.revoke(db(), actor(), call, grant_id, reason=(request.form.get("reason") or "").strip()[:500] or None)
-            commit()
-            flash("The role was revoked.", "success")
-        except AccessDenied as err:
-            db().rollback()
-            deny_access(err)
-        except DomainError as err:
-            refuse(None, err)
-    else:
-        flash("The form expired; nothing was changed. Try again.", "danger")
+
+    def revoke() -> str:
+        ops.revoke(db(), actor(), call, grant_id, reason=(request.form.get("reason") or "").strip()[:500] or None)
+        return "The role was revoked."
+
+    _act(revoke)
     page = page_arg()  # back to the page of the list the role was revoked from
     return redirect(request.form.get("back") if request.form.get("back") == url_for(".secretariats")
                     else url_for(".people", call_id=call.id, page=page if page > 1 else None))
@@ -120,22 +127,13 @@ def people_revoke(call_id: int, grant_id: int):
 
 @bp.post("/calls/<int:call_id>/people/invitations/<int:invitation_id>/cancel")
 def people_cancel(call_id: int, invitation_id: int):
-    from workflow import people as ops
-
     call = _console_call(call_id)
-    if ConfirmForm().validate_on_submit():
-        try:
-            inv = ops.cancel_invitation(db(), actor(), call, invitation_id)
-            email = inv.email
-            commit()
-            flash(f"The invitation of {email} was cancelled; its link no longer works.", "success")
-        except AccessDenied as err:
-            db().rollback()
-            deny_access(err)
-        except DomainError as err:
-            refuse(None, err)
-    else:
-        flash("The form expired; nothing was changed. Try again.", "danger")
+
+    def cancel() -> str:
+        inv = ops.cancel_invitation(db(), actor(), call, invitation_id)
+        return f"The invitation of {inv.email} was cancelled; its link no longer works."
+
+    _act(cancel)
     return redirect(url_for(".people", call_id=call.id))
 
 
@@ -152,10 +150,8 @@ class SecretariatInviteForm(FlaskForm):
 
 
 def _secretariats_page(form: SecretariatInviteForm, code: int = 200):
-    from workflow.people import secretariats_by_call
-
     try:
-        rows = secretariats_by_call(db(), actor())
+        rows = ops.secretariats_by_call(db(), actor())
     except AccessDenied as err:
         deny_access(err)
     form.call_id.choices = [(str(c.id), c.title) for c, _g, _i in rows]
@@ -164,19 +160,13 @@ def _secretariats_page(form: SecretariatInviteForm, code: int = 200):
 
 @bp.get("/admin/secretariats")
 def secretariats():
-    if actor() is None:
-        abort(401)
-    allow("admin")
+    _admin_only()
     return _secretariats_page(SecretariatInviteForm())
 
 
 @bp.post("/admin/secretariats")
 def secretariats_invite():
-    from workflow import people as ops
-
-    if actor() is None:
-        abort(401)
-    allow("admin")
+    _admin_only()
     form = SecretariatInviteForm()
     if form.validate_on_submit():
         call = get_or_404(Call, form.call_id.data)
@@ -198,26 +188,29 @@ def secretariats_invite():
 
 
 def _join_page(token: str, inv, form: AcceptForm, problem: str | None = None, code: int = 200):
-    from workflow.accounts import find_user
-    from workflow.people import role_label
-
     me = actor()
     has_account = inv is not None and me is None and find_user(db(), inv.email) is not None
     return render_template(
         "secretariat/join.html", inv=inv, form=form, problem=problem, token=token, has_account=has_account,
-        role=role_label(inv.role, inv.funder) if inv is not None else "",
+        role=ops.role_label(inv.role, inv.funder) if inv is not None else "",
         login_url=url_for("auth.login", next=url_for(".join", token=token)),
     ), code
 
 
+def _invitation(token: str):
+    """The invitation the link's token stands for, and None; or None and the page saying why it cannot be
+    used (404 for a token never issued, 410 for one used, expired or revoked)."""
+    try:
+        return ops.check_invitation(db(), token), None
+    except ops.InvitationRefused as err:
+        return None, _join_page(token, None, AcceptForm(), str(err), 404 if err.reason == "unknown" else 410)
+
+
 @bp.get("/join/<token>")
 def join(token: str):
-    from workflow.people import InvitationRefused, check_invitation
-
-    try:
-        inv = check_invitation(db(), token)
-    except InvitationRefused as err:
-        return _join_page(token, None, AcceptForm(), str(err), 404 if err.reason == "unknown" else 410)
+    inv, refused = _invitation(token)
+    if refused is not None:
+        return refused
     form = AcceptForm()
     if not form.name.data and inv.name:
         form.name.data = inv.name
@@ -226,30 +219,25 @@ def join(token: str):
 
 @bp.post("/join/<token>")
 def join_post(token: str):
-    from workflow.people import InvitationRefused, accept, check_invitation, role_label
-
-    try:
-        inv = check_invitation(db(), token)
-    except InvitationRefused as err:
-        return _join_page(token, None, AcceptForm(), str(err), 404 if err.reason == "unknown" else 410)
+    inv, refused = _invitation(token)
+    if refused is not None:
+        return refused
     form = AcceptForm()
     if form.validate_on_submit():
         me = actor()
-        call_id, label = inv.call_id, role_label(inv.role, inv.funder)
+        call_id, label = inv.call_id, ops.role_label(inv.role, inv.funder)
         try:
-            user, _grant = accept(db(), token, me, name=form.name.data, password=form.password.data,
+            user, _grant = ops.accept(db(), token, me, name=form.name.data, password=form.password.data,
                                   confirm=form.confirm.data)
             if me is None:
-                from workflow.accounts import record_login_attempt
-
                 record_login_attempt(db(), user.email, _client_ip(), succeeded=True)
             commit()
-        except InvitationRefused as err:
+        except ops.InvitationRefused as err:
             db().rollback()
             return _join_page(token, None, AcceptForm(), str(err), 410)
         except DomainError as err:
             refuse(form, err)
-            inv = check_invitation(db(), token)
+            inv = ops.check_invitation(db(), token)
         else:
             if me is None:
                 _log_in(user)

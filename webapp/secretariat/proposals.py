@@ -11,7 +11,7 @@ from webapp.auth import actor
 from webapp.db import commit, db
 from webapp.exports import table_response
 from webapp.secretariat import bp
-from webapp.secretariat.calls import ConfirmForm, _console_call
+from webapp.secretariat.calls import ConfirmForm, _console_call, confirmed
 from webapp.views import deny_access, refuse
 from workflow import console
 from workflow.countries import country_name
@@ -71,9 +71,7 @@ def _back(call: Call):
 def proposal_bulk(call_id: int):
     """The confirmation page: what the chosen action does to each selected proposal."""
     call = _console_call(call_id)
-    form = ConfirmForm()
-    if not form.validate_on_submit():
-        flash("The form expired; nothing was changed. Try again.", "danger")
+    if not confirmed():
         return _back(call)
     trigger = request.form.get("trigger", "")
     try:
@@ -90,9 +88,7 @@ def proposal_bulk(call_id: int):
 @bp.post("/calls/<int:call_id>/proposals/bulk/apply")
 def proposal_bulk_apply(call_id: int):
     call = _console_call(call_id)
-    form = ConfirmForm()
-    if not form.validate_on_submit():
-        flash("The form expired; nothing was changed. Try again.", "danger")
+    if not confirmed():
         return _back(call)
     trigger = request.form.get("trigger", "")
     items = []

@@ -101,12 +101,12 @@ from webapp.secretariat import bp
 from webapp.secretariat.calls import ConfirmForm
 from webapp.views import allow, deny_access, get_or_404, page_arg, refuse
 from workflow.accounts import find_user
+from workflow.callconfig import STAGE_NAMES
 from workflow.clock import utcnow
 from workflow.errors import AccessDenied, DomainError
 from workflow.models import Call, Proposal, Rebuttal, User
 from workflow.paging import Window, positive_int
 
-STAGE_NAMES = {"pre": "pre-proposal", "full": "full proposal"}
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
 PREVIEW_SALT = "jointcall.assignment-preview"
 PREVIEW_MAX_AGE = 24 * 3600
