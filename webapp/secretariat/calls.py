@@ -102,11 +102,6 @@ class UploadForm(FlaskForm):
     submit = SubmitField("Upload and create the call")
 
 
-class StageDates(Form):
-    opens = DateTimeLocalField("Opens", format=DATETIME_FORMAT, validators=[Optional()])
-    deadline = DateTimeLocalField("Deadline", format=DATETIME_FORMAT, validators=[Optional()])
-
-
 class NewCallForm(FlaskForm):
     template = SelectField("Start from the rules, criteria and funders of", validate_choice=False)
     code = StringField("Code", validators=[InputRequired("enter a code"), Length(max=62)],
@@ -180,9 +175,6 @@ def call_new_upload():
             flash(f"The call “{call.title}” was created from {name}.", "success")
             return redirect(url_for(".call_home", call_id=call.id))
     return _new_page(upload, form, problems, 422)
-
-
-NEW_FIELDS = {"code": "code", "title": "title", "time_zone": "time_zone"}
 
 
 @bp.post("/calls/new/form")
