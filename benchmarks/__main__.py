@@ -213,9 +213,9 @@ def targets(results: dict) -> list[list[str]]:
                      f"proposals; {len(grow)} grow (N+1: {sum(r.n_plus_one(small, large) for r in grow)})",
                      _met(not grow)])
         unpag = [r for r in measured if r.unpaginated(small, large)]
-        rows.append(["Long lists paginate", f"{len(unpag)} pages grow with the call "
-                     f"({', '.join(_md_escape(r.page.name) for r in unpag[:6])}{' …' if len(unpag) > 6 else ''})",
-                     _met(not unpag)])
+        listed = (f" ({', '.join(_md_escape(r.page.name) for r in unpag[:6])}{' …' if len(unpag) > 6 else ''})"
+                  if unpag else "")
+        rows.append(["Long lists paginate", f"{len(unpag)} pages grow with the call{listed}", _met(not unpag)])
     else:
         rows.append(["SQL statements per page constant", "not measured", "n/a"])
     tp = results.get("throughput")
