@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import math
 import os
 import re
 import socket
@@ -86,6 +87,14 @@ class Load:
     @property
     def p50(self) -> float:
         return median(self.latencies_ms)
+
+    @property
+    def p95(self) -> float:
+        """The latency 95 % of the requests stayed under (what the slowest of the usual waits feel like)."""
+        if not self.latencies_ms:
+            return float("nan")
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
 
 
 def free_port() -> int:

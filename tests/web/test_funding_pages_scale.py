@@ -253,6 +253,25 @@ def test_the_confirmations_page_by_page_with_the_whole_calls_counts(client, sess
     assert f"{proposal.reference} {proposal.acronym}" in row
 
 
+def test_the_approved_list_shows_each_rows_confirmations_on_every_page(client, session, approved):
+    _few, w = approved
+    call = w.call.id
+    login(client, w.sec)
+    second = client.get(f"/funding/calls/{call}/scenario?page=2").get_data(as_text=True)
+
+    def row(reference: str) -> str:
+        return re.search(rf'<tr id="row-{reference}".*?</tr>', second, re.S).group(0)
+
+    # TEST-0051 to TEST-0060 are small, selected ones; from TEST-0061 on they wait in the reserve.
+    selected = re.sub(r"<[^>]+>", " ", re.search(r'<span class="confirmations">(.*?)</span></td>',
+                                                  row("TEST-0051"), re.S).group(1))
+    assert selected.split() in (["DFG-T", "Pending", "ANR-T", "Pending"], ["ANR-T", "Pending", "DFG-T", "Pending"])
+    assert 'class="confirmations"' not in row("TEST-0061")
+    # Each funder's column holds that partner's request.
+    assert re.search(r'data-funder="DFG-T">€10,000<', row("TEST-0051"))
+    assert re.search(r'data-funder="ANR-T">€100,000<', row("TEST-0061"))
+
+
 def test_an_officer_pages_through_their_confirmations_and_a_refusal_shows_its_card(client, session, approved):
     _few, w = approved
     call = w.call.id

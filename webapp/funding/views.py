@@ -145,25 +145,35 @@ class Cell:
 @dataclass
 class Row:
     outcome: object
-    cells: dict[int, Cell]
+    # One (funder acronym, cell or None) per column of the table, in the columns' order: the template
+    # writes them out without looking anything up (a page is 50 rows times every funder).
+    columns: list[tuple[str, Cell | None]]
     before: str | None = None  # what-if: the status without the increases, when it differs
     changed: bool = False
     confirmations: list = field(default_factory=list)
 
 
-def rows(scenario: Scenario, *, before: Scenario | None = None, confirmation_rows=()) -> list[Row]:
-    by_cell = {(c.proposal_id, c.funder_id): c.status for c in confirmation_rows}
+def rows(scenario: Scenario, window: Window, funders: list, *, before: Scenario | None = None,
+         confirmation_rows=()) -> list[Row]:
+    """The table rows of the page `window` shows (the scenario has every proposal of the ranking), with a
+    column for each of `funders` (shown_funders)."""
+    outcomes = window.slice(scenario.outcomes)
+    shown = {o.proposal_id for o in outcomes}
+    by_cell: dict[tuple[int, int], str] = {}
     by_proposal: dict[int, list] = {}
     for c in confirmation_rows:
-        by_proposal.setdefault(c.proposal_id, []).append(c)
+        if c.proposal_id in shown:
+            by_cell[c.proposal_id, c.funder_id] = c.status
+            by_proposal.setdefault(c.proposal_id, []).append(c)
     diff = {ch.proposal_id: ch for ch in changes(before, scenario)} if before is not None else {}
     out = []
-    for o in scenario.outcomes:
-        shortfalls = o.shortfalls
-        cells = {fid: Cell(amount, shortfalls.get(fid, 0), o.from_gap_pot.get(fid, 0), by_cell.get((o.proposal_id, fid)))
-                 for fid, amount in o.requested.items()}
+    for o in outcomes:
+        requested, shortfalls, gaps = o.requested, o.shortfalls, o.from_gap_pot
+        columns = [(f.acronym, Cell(requested[f.funder_id], shortfalls.get(f.funder_id, 0), gaps.get(f.funder_id, 0),
+                                    by_cell.get((o.proposal_id, f.funder_id)))
+                    if f.funder_id in requested else None) for f in funders]
         ch = diff.get(o.proposal_id)
-        out.append(Row(o, cells, before=ch.before if ch else None, changed=ch is not None,
+        out.append(Row(o, columns, before=ch.before if ch else None, changed=ch is not None,
                        confirmations=by_proposal.get(o.proposal_id, [])))
     return out
 
@@ -284,10 +294,11 @@ def scenario(call_id: int):
         confirmation_rows = []
     # The allocation sees the whole ranking; the table shows a page of it, the summary and bars the whole.
     shown = Window(len(s.outcomes) if s else 0, page_arg())
+    funders = shown_funders(s) if s else []
     return render_template(
         "funding/scenario.html", call=call, current=current, ranking=ranking, scenario=s, error=error,
-        rows=shown.slice(rows(s, confirmation_rows=confirmation_rows)) if s else [], shown=shown,
-        funders=shown_funders(s) if s else [],
+        rows=rows(s, shown, funders, confirmation_rows=confirmation_rows) if s else [], shown=shown,
+        funders=funders,
         bars=bars(s) if s else [], revisions=funding_revisions(db(), call) if current else [],
         may_manage=_may("call.manage", call), may_what_if=_may("funding.what_if", call) and current is None,
         may_approve=_may("funding.approve", call) and current is None,
@@ -328,13 +339,14 @@ def what_if_page(call_id: int):
         base = tried.base
     shown = tried.scenario if tried else base
     window = Window(len(shown.outcomes) if shown else 0, page_arg())
+    funders = shown_funders(shown) if shown else []
     return render_template(
         "funding/what_if.html", call=call, form=form, fields=[getattr(form, f"extra_{f.funder_id}") for f in budgets_],
         tried=tried, ranking=ranking, error=base_error, shown=window,
         # The pages keep the increases tried.
         page_args=dict(tried_args, call_id=call.id),
-        rows=window.slice(rows(shown, before=tried.base if tried else None)) if shown else [],
-        funders=shown_funders(shown) if shown else [], bars=bars(shown) if shown else [],
+        rows=rows(shown, window, funders, before=tried.base if tried else None) if shown else [],
+        funders=funders, bars=bars(shown) if shown else [],
     ), code
 
 
@@ -359,10 +371,10 @@ def _approve_page(call: Call, form: ApproveForm, code: int = 200):
         if not form.fingerprint.data or code == 200:
             form.fingerprint.data = list_fingerprint(s)  # of the whole list, which the approval freezes
     shown = Window(len(s.outcomes) if s else 0, page_arg())
+    funders = shown_funders(s) if s else []
     return render_template("funding/approve.html", call=call, ranking=ranking, scenario=s, error=error, form=form,
                            per_funder=sorted(per_funder.values(), key=lambda e: e["acronym"].casefold()),
-                           rows=shown.slice(rows(s)) if s else [], shown=shown,
-                           funders=shown_funders(s) if s else []), code
+                           rows=rows(s, shown, funders) if s else [], shown=shown, funders=funders), code
 
 
 @bp.get("/calls/<int:call_id>/approve")
