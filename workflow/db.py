@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from sqlalchemy import JSON, DateTime, MetaData, create_engine, event, exc
+from sqlalchemy import JSON, DateTime, MetaData, create_engine, event, exc, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -92,3 +92,14 @@ def ping_when_idle(engine: Engine, idle_seconds: float | None = None) -> None:
 
 def make_session_factory(engine: Engine) -> sessionmaker:
     return sessionmaker(bind=engine, expire_on_commit=False, future=True)
+
+
+def distinct_values(session, column, *where) -> list:
+    """The distinct non-null values of `column` among the rows `where` selects, in order, found by walking
+    an index that starts with the conditions' columns and then `column` (a "loose index scan": one probe
+    per value found, where SELECT DISTINCT reads every row; neither PostgreSQL 15 nor SQLite skips on its
+    own). The audit log's filter lists read tens of actions out of hundreds of thousands of events."""
+    walk = select(func.min(column).label("value")).where(*where).cte("walk", recursive=True)
+    step = select(func.min(column)).where(*where, column > walk.c.value).scalar_subquery()
+    walk = walk.union_all(select(step).where(walk.c.value.is_not(None)))
+    return list(session.scalars(select(walk.c.value).where(walk.c.value.is_not(None)).order_by(walk.c.value)))

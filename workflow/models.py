@@ -430,7 +430,14 @@ class AuditHead(Base):
 
 class AuditEvent(Base):
     __tablename__ = "audit_event"
-    __table_args__ = (Index("ix_audit_event_object", "object_type", "object_id"),)
+    __table_args__ = (
+        Index("ix_audit_event_object", "object_type", "object_id"),
+        # A call's log newest first, its count, and its filter lists of actions and object types
+        # (workflow.db.distinct_values walks the last two): none reads the whole log.
+        Index("ix_audit_event_call_seq", "call_id", "seq"),
+        Index("ix_audit_event_call_action", "call_id", "action"),
+        Index("ix_audit_event_call_type", "call_id", "object_type"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, unique=True)
@@ -440,7 +447,7 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(80), index=True)
     object_type: Mapped[str] = mapped_column(String(40))
     object_id: Mapped[int | None] = mapped_column(Integer)
-    call_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    call_id: Mapped[int | None] = mapped_column(Integer)
     before: Mapped[dict | None] = mapped_column(JSON)
     after: Mapped[dict | None] = mapped_column(JSON)
     reason: Mapped[str | None] = mapped_column(Text)
