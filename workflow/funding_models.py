@@ -56,7 +56,9 @@ class FundingScenario(Base):
     # The approval's record (e.g. "CSC meeting of 12 September 2030, minutes item 4"), or why it was recomputed.
     note: Mapped[str] = mapped_column(Text)
     # workflow.funding.Scenario.to_dict(): every proposal's status, reasons and amounts, every funder's budget.
-    result: Mapped[dict] = mapped_column(JSON)
+    # Read when first asked for (.scenario): most pages only ask whether the list is approved, and when, and
+    # the whole ranking takes milliseconds to decode.
+    result: Mapped[dict] = mapped_column(JSON, deferred=True)
     result_sha256: Mapped[str] = mapped_column(String(64))
     created_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

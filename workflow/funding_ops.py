@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, defer, joinedload, subqueryload
+from sqlalchemy.orm import Session, joinedload, subqueryload
 from sqlalchemy.orm.exc import StaleDataError
 
 from workflow import audit, outbox
@@ -218,10 +218,8 @@ def current_funding(session: Session, call: Call, *, lock: bool = False) -> Fund
 
 
 def funding_revisions(session: Session, call: Call) -> list[FundingScenario]:
-    """Every revision of the approved list, oldest first. Their stored results (the whole ranking each) are
-    read only when asked for: the list of revisions shows who, when and why."""
+    """Every revision of the approved list, oldest first (their stored results are read when asked for)."""
     return list(session.scalars(select(FundingScenario).where(FundingScenario.call_id == call.id)
-                                .options(defer(FundingScenario.result))
                                 .order_by(FundingScenario.revision)))
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, defer, joinedload, subqueryload
+from sqlalchemy.orm import Session, defaultload, defer, joinedload, load_only, subqueryload
 from sqlalchemy.orm.exc import StaleDataError
 
 from workflow import audit, outbox
@@ -76,11 +76,11 @@ def _check_stage(call: Call, stage: str) -> str:
 # Which letter, and when
 
 
-def letter_outcome(proposal: Proposal, stage: str) -> str | None:
+def letter_outcome(proposal: Proposal, stage: str, variant: Variant | None = None) -> str | None:
     """The decision a letter of `stage` tells this proposal's coordinator, or None (no letter: the stage
-    has not decided, or the proposal was withdrawn or never submitted)."""
-    call = proposal.call
-    variant = Variant.of(call)
+    has not decided, or the proposal was withdrawn or never submitted). `variant`: the call's, when the
+    caller asks for many proposals of one call."""
+    variant = variant or Variant.of(proposal.call)
     state = proposal.state
     if stage == "pre":
         if not variant.two_stage:
@@ -173,6 +173,11 @@ def stage_letters(session: Session, call: Call, stage: str, *, summary: bool = F
     contents (the export renders the letters and needs them)."""
     _check_stage(call, stage)
     options = [joinedload(Proposal.coordinator).lazyload(User.grants)]
+    if summary:
+        # The status pages list every proposal of the call: only what they show and letter_outcome reads.
+        options += [load_only(Proposal.id, Proposal.call_id, Proposal.reference, Proposal.acronym, Proposal.state,
+                              Proposal.coordinator_id),
+                    defaultload(Proposal.coordinator).load_only(User.id, User.name, User.email)]
     if stage == "pre":  # letter_outcome asks whether a pre-proposal was submitted
         submissions = subqueryload(Proposal.submissions)
         options.append(submissions.load_only(Submission.proposal_id, Submission.stage) if summary else submissions)
@@ -181,8 +186,9 @@ def stage_letters(session: Session, call: Call, stage: str, *, summary: bool = F
     proposals = session.scalars(select(Proposal).where(Proposal.call_id == call.id).order_by(Proposal.reference)
                                 .options(*options)).all()
     items, waiting = [], []
+    variant = Variant.of(call)
     for p in proposals:
-        outcome = letter_outcome(p, stage)
+        outcome = letter_outcome(p, stage, variant)
         if outcome is not None:
             items.append((p, outcome))
         elif stage == "full" and p.state in FULL_WAITING:
