@@ -36,6 +36,7 @@ from workflow.funding_ops import current_funding
 from workflow.letter_models import DecisionLetter, LetterExportJob, LetterTemplate
 from workflow.lifecycle import Variant, stage_of
 from workflow.models import Call, Proposal, Submission, User
+from workflow.paging import Window
 from workflow.proposals import require
 
 NOT_ELIGIBLE, NOT_INVITED, INVITED = "not_eligible", "not_invited", "invited"
@@ -81,7 +82,13 @@ def letter_outcome(proposal: Proposal, stage: str, variant: Variant | None = Non
     has not decided, or the proposal was withdrawn or never submitted). `variant`: the call's, when the
     caller asks for many proposals of one call."""
     variant = variant or Variant.of(proposal.call)
-    state = proposal.state
+    submitted_pre = stage == "pre" and any(s.stage == "pre" for s in proposal.submissions)
+    return outcome_of_state(proposal.state, stage, variant, submitted_pre)
+
+
+def outcome_of_state(state: str, stage: str, variant: Variant, submitted_pre: bool) -> str | None:
+    """letter_outcome from the columns it depends on: the proposal's state, the call's variant and whether a
+    pre-proposal was submitted (read only at the pre stage)."""
     if stage == "pre":
         if not variant.two_stage:
             return None
@@ -89,13 +96,23 @@ def letter_outcome(proposal: Proposal, stage: str, variant: Variant | None = Non
             return NOT_ELIGIBLE
         if state == "not_invited":
             return NOT_INVITED
-        submitted_pre = any(s.stage == "pre" for s in proposal.submissions)
         if state != "withdrawn" and stage_of(state, variant) == "full" and submitted_pre:
             return INVITED
         return None
     if state == ("full_ineligible" if variant.two_stage else "ineligible"):
         return NOT_ELIGIBLE
     return {"funded": FUNDED, "reserve": RESERVE, "not_funded": NOT_FUNDED, "not_recommended": NOT_FUNDED}.get(state)
+
+
+def letter_status(outcome: str, letter_outcome_: str | None, sent: bool) -> str:
+    """A letter's status on the letters page (one of LETTER_STATUSES): "not generated" (no letter),
+    "generated", "sent", "outdated" (generated for another outcome, not sent) or "sent, outdated" (sent,
+    and the outcome changed since). `letter_outcome_` is the stored letter's outcome, None without one."""
+    if letter_outcome_ is None:
+        return "not generated"
+    if letter_outcome_ != outcome:
+        return "sent, outdated" if sent else "outdated"
+    return "sent" if sent else "generated"
 
 
 def stage_problem(session: Session, call: Call, stage: str) -> str | None:
@@ -128,14 +145,8 @@ class StageLetters:
     counts: dict[str, int] = field(default_factory=dict)
 
     def status(self, proposal: Proposal, outcome: str) -> str:
-        """"not generated", "generated", "sent", "outdated" (generated for another outcome, not sent) or
-        "sent, outdated" (sent, and the outcome changed since)."""
         letter = self.letters.get(proposal.id)
-        if letter is None:
-            return "not generated"
-        if letter.outcome != outcome:
-            return "sent, outdated" if letter.sent else "outdated"
-        return "sent" if letter.sent else "generated"
+        return letter_status(outcome, letter.outcome if letter else None, bool(letter and letter.sent))
 
     @property
     def status_counts(self) -> dict[str, int]:
@@ -201,6 +212,77 @@ def stage_letters(session: Session, call: Call, stage: str, *, summary: bool = F
     for _p, outcome in items:
         counts[outcome] = counts.get(outcome, 0) + 1
     return StageLetters(stage, stage_problem(session, call, stage), items, waiting, letters, counts)
+
+
+@dataclass
+class LetterRow:
+    """A row of the letters page: the proposal (with its coordinator), the decision and the letter's status."""
+
+    proposal: Proposal
+    outcome: str
+    status: str
+    sent_at: dt.datetime | None
+
+
+@dataclass
+class LettersOverview:
+    """What the letters page shows of a stage: counts over the whole stage, one page of rows."""
+
+    stage: str
+    problem: str | None
+    total: int  # proposals with a letter at this stage
+    counts: dict[str, int]  # outcome -> letters
+    status_counts: dict[str, int]  # LETTER_STATUSES -> letters, none left out
+    window: Window
+    rows: list[LetterRow]
+    waiting: list[tuple[str, str, str]]  # full stage: (reference, acronym, why) of proposals not decided yet
+    sent_outdated: list[tuple[str, str, str, str]]  # (reference, acronym, outcome sent, outcome now)
+
+    @property
+    def to_send(self) -> int:
+        return self.status_counts["generated"]
+
+
+def letters_overview(session: Session, call: Call, stage: str, page: int = 1) -> LettersOverview:
+    """The letters page of a stage in five statements whose rows do not grow with the call except as columns
+    (state, reference, acronym; each letter's outcome and sending): the outcome and status of every proposal
+    come from those, and only the page's proposals are loaded with their coordinators."""
+    _check_stage(call, stage)
+    variant = Variant.of(call)
+    proposals = session.execute(select(Proposal.id, Proposal.reference, Proposal.acronym, Proposal.state)
+                                .where(Proposal.call_id == call.id).order_by(Proposal.reference)).all()
+    submitted_pre: set[int] = set()
+    if stage == "pre":
+        submitted_pre = set(session.scalars(
+            select(Submission.proposal_id).join(Proposal, Submission.proposal_id == Proposal.id)
+            .where(Proposal.call_id == call.id, Submission.stage == "pre").distinct()))
+    letters = {pid: (outcome, sent_at) for pid, outcome, sent_at in session.execute(
+        select(DecisionLetter.proposal_id, DecisionLetter.outcome, DecisionLetter.sent_at)
+        .where(DecisionLetter.call_id == call.id, DecisionLetter.stage == stage))}
+    items, waiting, sent_outdated = [], [], []
+    counts: dict[str, int] = {}
+    status_counts = dict.fromkeys(LETTER_STATUSES, 0)
+    for pid, reference, acronym, state in proposals:
+        outcome = outcome_of_state(state, stage, variant, pid in submitted_pre)
+        if outcome is None:
+            if stage == "full" and state in FULL_WAITING:
+                waiting.append((reference, acronym, FULL_WAITING[state]))
+            continue
+        stored, sent_at = letters.get(pid, (None, None))
+        status = letter_status(outcome, stored, sent_at is not None)
+        items.append((pid, outcome, status, sent_at))
+        counts[outcome] = counts.get(outcome, 0) + 1
+        status_counts[status] += 1
+        if status == "sent, outdated":
+            sent_outdated.append((reference, acronym, stored, outcome))
+    window = Window(len(items), page)
+    shown = window.slice(items)
+    loaded = {p.id: p for p in session.scalars(
+        select(Proposal).where(Proposal.id.in_([pid for pid, *_ in shown]))
+        .options(joinedload(Proposal.coordinator).lazyload(User.grants)))} if shown else {}
+    rows = [LetterRow(loaded[pid], outcome, status, sent_at) for pid, outcome, status, sent_at in shown]
+    return LettersOverview(stage, stage_problem(session, call, stage), len(items), counts, status_counts, window,
+                           rows, waiting, sent_outdated)
 
 
 def letter_of(session: Session, proposal: Proposal, stage: str) -> DecisionLetter | None:

@@ -153,6 +153,39 @@ def test_the_letters_page_lists_one_letter_per_decided_proposal(client, decided)
     assert rows == [(decided.p[a].reference, "not generated") for a in ("ONE", "TWO", "FOUR", "FIVE", "SIX", "SEVEN")]
 
 
+def test_the_letters_page_tells_generated_sent_and_outdated_letters_apart(client, session, decided):
+    """Letters stored as an export and a sending would have, some for a decision that changed since."""
+    import hashlib
+
+    from workflow.letter_models import DecisionLetter
+
+    pdf = b"%PDF-1.4 made up for the test"
+
+    def letter(acronym, outcome, sent):
+        p = decided.p[acronym]
+        session.add(DecisionLetter(call_id=decided.call.id, proposal_id=p.id, stage="full", outcome=outcome,
+                                   coordinator_id=p.coordinator_id, recipient=p.coordinator.email, pdf=pdf,
+                                   sha256=hashlib.sha256(pdf).hexdigest(), size_bytes=len(pdf),
+                                   template_sha256="0" * 64, sent_at=dt.datetime(2030, 1, 2, 9, tzinfo=UTC) if sent
+                                   else None, sent_by_id=decided.sec.id if sent else None))
+
+    letter("ONE", "funded", sent=True)       # sent
+    letter("TWO", "reserve", sent=False)     # generated before TWO's decline: outdated
+    letter("FOUR", "reserve", sent=True)     # sent, and FOUR is funded now: sent, outdated
+    letter("FIVE", "reserve", sent=False)    # generated
+    session.commit()
+    page = client.get(f"/funding/calls/{decided.call.id}/letters")
+    text = words(page)
+    assert "By status: 2 not generated · 1 outdated · 1 generated · 1 sent · 1 sent, outdated." in text
+    rows = dict(re.findall(r'<tr id="letter-(TEST-\d+)" data-status="([^"]+)"', page.get_data(as_text=True)))
+    assert rows == {decided.p["ONE"].reference: "sent", decided.p["TWO"].reference: "outdated",
+                    decided.p["FOUR"].reference: "sent, outdated", decided.p["FIVE"].reference: "generated",
+                    decided.p["SIX"].reference: "not generated", decided.p["SEVEN"].reference: "not generated"}
+    assert (f"{decided.p['FOUR'].reference} FOUR: sent “on the reserve list”, now “funded”"
+            in words(page)), text
+    assert "Preview the mail and send the letters" in text  # FIVE's letter waits to be sent
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The export
 

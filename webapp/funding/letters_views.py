@@ -70,11 +70,9 @@ def letters(call_id: int):
     from workflow import letters as wl
 
     stage = _stage(call, request.args.get("stage"))
-    view = wl.stage_letters(db(), call, stage, summary=True)
-    shown = Window(len(view.items), page_arg())  # the counts above the table are the whole stage's
+    view = wl.letters_overview(db(), call, stage, page_arg())  # the counts are the whole stage's, rows a page
     return render_template(
         "funding/letters.html", call=call, stage=stage, view=view, stage_name=wl.stage_name(call, stage),
-        shown=shown, rows=shown.slice(view.items), status_counts=view.status_counts,
         outcome_labels=wl.OUTCOME_LABELS, jobs=wl.latest_jobs(db(), call, stage), form=ActionForm(),
         custom=wl.template_of(db(), call), stages=[s.kind for s in call.settings.stages], L=L,
         job_state=lambda j: _job_state(j),
