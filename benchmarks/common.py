@@ -113,11 +113,13 @@ def server_version(url: str) -> str:
 def make_app(url: str, *, storage: Path | None = None):
     """The real app (create_app) on `url`; exceptions propagate so a failing page says why."""
     from webapp import create_app
+    from webapp.process import tune_garbage_collector
 
     storage = storage or workdir() / "files"
     app = create_app({"database_url": url, "secret_key": SECRET_KEY, "storage_dir": str(storage),
                       "mail_inline": False, "base_url": "http://jointcall.bench"})
     app.config["PROPAGATE_EXCEPTIONS"] = True
+    tune_garbage_collector()  # as webapp.wsgi does in a server process: the figures are a server's
     return app
 
 

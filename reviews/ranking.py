@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, load_only, selectinload
 
 from reviews.common import check_stage, fmt_score
 from reviews.models import PanelConsensus, RankingEntry, RankingList
@@ -160,9 +160,12 @@ def ranking_size(session: Session, ranking: RankingList) -> int:
     return session.scalar(select(func.count(RankingEntry.id)).where(RankingEntry.ranking_id == ranking.id))
 
 
-def ranked_proposals(session: Session, ranking: RankingList, window: Window | None = None) -> list[RankedProposal]:
+def ranked_proposals(session: Session, ranking: RankingList, window: Window | None = None, *,
+                     brief: bool = False) -> list[RankedProposal]:
     """The list in rank order (only the places of `window` when given), with each proposal's consensus of
-    the list's stage and its requested amount: a fixed number of statements, whatever its length."""
+    the list's stage and its requested amount: a fixed number of statements, whatever its length.
+    `brief`: of the proposals only their reference, acronym, title and state, of the consensus its
+    recommendation and total (a page over the whole list reads no texts or scores)."""
     from reviews.aggregation import consensus_by_proposal
 
     if window is None:
@@ -172,8 +175,12 @@ def ranked_proposals(session: Session, ranking: RankingList, window: Window | No
         entries = list(session.scalars(window.apply(select(RankingEntry).where(
             RankingEntry.ranking_id == ranking.id).order_by(RankingEntry.rank))))
         ids = [e.proposal_id for e in entries]
-    proposals = {p.id: p for p in session.scalars(select(Proposal).where(Proposal.id.in_(ids)))}
-    consensus = consensus_by_proposal(session, ids, ranking.stage)
+    query = select(Proposal).where(Proposal.id.in_(ids))
+    if brief:
+        query = query.options(load_only(Proposal.id, Proposal.call_id, Proposal.reference, Proposal.acronym,
+                                        Proposal.title, Proposal.state))
+    proposals = {p.id: p for p in session.scalars(query)}
+    consensus = consensus_by_proposal(session, ids, ranking.stage, brief=brief)
     requested = requested_amounts(session, ids)
     return [RankedProposal(e, proposals[e.proposal_id], consensus.get(e.proposal_id),
                            requested.get(e.proposal_id, 0)) for e in entries]

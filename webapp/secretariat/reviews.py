@@ -717,7 +717,8 @@ def _ranking_context(call: Call, kind: str, *, paged: bool = False) -> dict:
     ctx = {}
     if paged:
         ctx["p"] = Window(ranking_size(db(), ranking) if ranking is not None else 0, page_arg())
-    entries = ranked_proposals(db(), ranking, ctx.get("p")) if ranking is not None else []
+    # The whole list (the invitations' page) needs no texts or scores; a page of it shows them.
+    entries = ranked_proposals(db(), ranking, ctx.get("p"), brief=not paged) if ranking is not None else []
     approver = db().get(User, ranking.approved_by_id) if ranking is not None and ranking.approved_by_id else None
     return dict(ctx, ranking=ranking, entries=entries, approver=approver)
 
