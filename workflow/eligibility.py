@@ -468,6 +468,11 @@ class Matrix:
     def pending_for(self, funder_id: int) -> int:
         return self.summary.pending_for(funder_id)
 
+    def columns(self, row: MatrixRow) -> list[tuple[str, list[EligibilityCheck]]]:
+        """The row's cells in the order of `funders`, as (funder acronym, checks; empty for no partner): a
+        page writes 50 rows times every funder of the call, mostly empty."""
+        return [(cf.funder.acronym, row.cells.get(cf.funder_id, [])) for cf in self.funders]
+
     @property
     def pending_formal(self) -> int:
         return self.summary.pending_formal
