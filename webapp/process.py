@@ -1,4 +1,4 @@
-"""Process-level tuning of a server process (gunicorn worker, `jointcall run`), applied once the app is built.
+"""Process-level tuning of a production server process (a gunicorn worker), applied once the app is built.
 
 Python's cyclic garbage collector runs a young-generation pass every 700 new container objects and, every
 so often, a pass over everything the process holds. A list page loads thousands of ORM objects, so with

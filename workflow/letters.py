@@ -59,7 +59,7 @@ FULL_WAITING = {
     "recommended": "recommended; the funding list has not placed it yet",
 }
 
-# A letter's status on the letters page (StageLetters.status), in the order the counts are shown.
+# A letter's status on the letters page (letter_status), in the order the counts are shown.
 LETTER_STATUSES = ("not generated", "outdated", "generated", "sent", "sent, outdated")
 
 MAX_TEMPLATE_CHARS = 20_000
@@ -280,7 +280,8 @@ def letters_overview(session: Session, call: Call, stage: str, page: int = 1) ->
     loaded = {p.id: p for p in session.scalars(
         select(Proposal).where(Proposal.id.in_([pid for pid, *_ in shown]))
         .options(joinedload(Proposal.coordinator).lazyload(User.grants)))} if shown else {}
-    rows = [LetterRow(loaded[pid], outcome, status, sent_at) for pid, outcome, status, sent_at in shown]
+    rows = [LetterRow(loaded[pid], outcome, status, sent_at) for pid, outcome, status, sent_at in shown
+            if pid in loaded]  # (a proposal deleted between the two statements is left out)
     return LettersOverview(stage, stage_problem(session, call, stage), len(items), counts, status_counts, window,
                            rows, waiting, sent_outdated)
 

@@ -80,6 +80,53 @@ def test_the_letter_each_state_gets_at_each_stage(session, call, state, submitte
     assert (wl.letter_outcome(p, "pre"), wl.letter_outcome(p, "full")) == (pre, full)
 
 
+def test_the_letters_page_overview_agrees_with_the_stage_letters_page_by_page(session, call, wl):
+    """letters_overview (the letters page: outcomes from columns, a page of rows) against stage_letters (the
+    export and sending: whole objects), at both stages, over 64 proposals in every state (two pages)."""
+    import hashlib
+
+    from workflow.letter_models import DecisionLetter
+
+    cases = [("ineligible", ("pre",)), ("not_invited", ("pre",)), ("invited", ("pre",)), ("full_draft", ("pre",)),
+             ("full_ineligible", ("pre", "full")), ("under_review", ("pre", "full")),
+             ("not_recommended", ("pre", "full")), ("recommended", ("pre", "full")), ("selected", ("pre", "full")),
+             ("reserve", ("pre", "full")), ("not_funded", ("pre", "full")), ("funded", ("pre", "full")),
+             ("not_submitted", ("pre",)), ("not_submitted", ()), ("pre_review", ("pre",)), ("withdrawn", ("pre",))]
+    sec = f.secretariat(session, call)
+    made = [proposal(session, call, f"P{n}", n, cases[n % len(cases)][0], submitted=cases[n % len(cases)][1])
+            for n in range(64)]
+    pdf = b"%PDF-1.4 made up for the test"
+    # Letters as exports and sendings left them: some for the outcome of today, some for another one.
+    for p, stage, outcome, sent in [(made[2], "pre", "invited", True), (made[1], "pre", "invited", True),
+                                    (made[18], "pre", "not_invited", False), (made[0], "pre", "not_eligible", False),
+                                    (made[11], "full", "funded", True), (made[9], "full", "funded", True),
+                                    (made[10], "full", "reserve", False), (made[27], "full", "funded", False)]:
+        session.add(DecisionLetter(call_id=call.id, proposal_id=p.id, stage=stage, outcome=outcome,
+                                   coordinator_id=p.coordinator_id, recipient="c@example.org", pdf=pdf,
+                                   sha256=hashlib.sha256(pdf).hexdigest(), size_bytes=len(pdf),
+                                   template_sha256="0" * 64, sent_at=f.PRE_OPEN if sent else None,
+                                   sent_by_id=sec.id if sent else None))
+    session.commit()
+    for stage in ("pre", "full"):
+        view = wl.stage_letters(session, call, stage)
+        expected = [(p.reference, o, view.status(p, o), view.letters[p.id].sent_at if p.id in view.letters else None)
+                    for p, o in view.items]
+        first = wl.letters_overview(session, call, stage)
+        pages = [first] + [wl.letters_overview(session, call, stage, n) for n in range(2, first.window.pages + 1)]
+        got = [(r.proposal.reference, r.outcome, r.status, r.sent_at) for o in pages for r in o.rows]
+        assert got == expected and len(first.rows) == min(50, len(expected))
+        assert (first.total, first.counts, first.status_counts) == (len(view.items), view.counts, view.status_counts)
+        assert first.to_send == len(view.to_send)
+        assert first.waiting == [(p.reference, p.acronym, why) for p, why in view.waiting]
+        assert first.sent_outdated == [(p.reference, p.acronym, letter.outcome, o) for p, letter, o in view.sent_outdated]
+        assert first.problem == view.problem
+    # Every status occurs somewhere, so the comparison above covered each.
+    seen = {r.status for stage in ("pre", "full") for page in (1, 2)
+            for r in wl.letters_overview(session, call, stage, page).rows}
+    assert seen == set(wl.LETTER_STATUSES)
+    assert wl.letters_overview(session, call, "pre").window.pages == 2
+
+
 def test_a_single_stage_call_has_letters_of_its_one_stage_only(session, wl):
     call = f.make_call(session, two_stage=False, code="single")
     p = proposal(session, call, "S", 1, "ineligible", submitted=("full",))
