@@ -16,7 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, load_only
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from reviews.common import MIN_REVIEWS, fmt_score, proposal_stage
@@ -147,15 +147,10 @@ def consensus_of(session: Session, proposal: Proposal, stage: str | None = None)
         PanelConsensus.proposal_id == proposal.id, PanelConsensus.stage == stage))
 
 
-def consensus_by_proposal(session: Session, proposal_ids, stage: str, *,
-                          brief: bool = False) -> dict[int, PanelConsensus]:
-    """`consensus_of` many proposals in one statement (a list of ids or a SELECT of them); `brief`: only
-    their recommendation and total."""
-    query = select(PanelConsensus).where(PanelConsensus.proposal_id.in_(proposal_ids), PanelConsensus.stage == stage)
-    if brief:
-        query = query.options(load_only(PanelConsensus.id, PanelConsensus.proposal_id, PanelConsensus.stage,
-                                        PanelConsensus.weighted_total, PanelConsensus.recommendation))
-    return {c.proposal_id: c for c in session.scalars(query)}
+def consensus_by_proposal(session: Session, proposal_ids, stage: str) -> dict[int, PanelConsensus]:
+    """`consensus_of` many proposals in one statement (a list of ids or a SELECT of them)."""
+    return {c.proposal_id: c for c in session.scalars(select(PanelConsensus).where(
+        PanelConsensus.proposal_id.in_(proposal_ids), PanelConsensus.stage == stage))}
 
 
 def _too_few_reviews(n: int) -> str | None:

@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, load_only, selectinload
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session, selectinload
 
 from reviews.common import check_stage, fmt_score
 from reviews.models import PanelConsensus, RankingEntry, RankingList
@@ -160,12 +160,9 @@ def ranking_size(session: Session, ranking: RankingList) -> int:
     return session.scalar(select(func.count(RankingEntry.id)).where(RankingEntry.ranking_id == ranking.id))
 
 
-def ranked_proposals(session: Session, ranking: RankingList, window: Window | None = None, *,
-                     brief: bool = False) -> list[RankedProposal]:
+def ranked_proposals(session: Session, ranking: RankingList, window: Window | None = None) -> list[RankedProposal]:
     """The list in rank order (only the places of `window` when given), with each proposal's consensus of
-    the list's stage and its requested amount: a fixed number of statements, whatever its length.
-    `brief`: of the proposals only their reference, acronym, title and state, of the consensus its
-    recommendation and total (a page over the whole list reads no texts or scores)."""
+    the list's stage and its requested amount: a fixed number of statements, whatever its length."""
     from reviews.aggregation import consensus_by_proposal
 
     if window is None:
@@ -175,15 +172,41 @@ def ranked_proposals(session: Session, ranking: RankingList, window: Window | No
         entries = list(session.scalars(window.apply(select(RankingEntry).where(
             RankingEntry.ranking_id == ranking.id).order_by(RankingEntry.rank))))
         ids = [e.proposal_id for e in entries]
-    query = select(Proposal).where(Proposal.id.in_(ids))
-    if brief:
-        query = query.options(load_only(Proposal.id, Proposal.call_id, Proposal.reference, Proposal.acronym,
-                                        Proposal.title, Proposal.state))
-    proposals = {p.id: p for p in session.scalars(query)}
-    consensus = consensus_by_proposal(session, ids, ranking.stage, brief=brief)
+    proposals = {p.id: p for p in session.scalars(select(Proposal).where(Proposal.id.in_(ids)))}
+    consensus = consensus_by_proposal(session, ids, ranking.stage)
     requested = requested_amounts(session, ids)
     return [RankedProposal(e, proposals[e.proposal_id], consensus.get(e.proposal_id),
                            requested.get(e.proposal_id, 0)) for e in entries]
+
+
+@dataclass(frozen=True)
+class RankedBrief:
+    """A place of a stored ranking list in the few columns a page over the whole list reads."""
+
+    proposal_id: int
+    rank: int
+    total: float | None
+    reference: str
+    acronym: str
+    state: str
+    recommendation: str | None  # the panel's, None without a consensus
+    requested: int
+
+
+def ranking_digest(session: Session, ranking: RankingList) -> list[RankedBrief]:
+    """The whole list in rank order as plain columns, in two statements: the invitations page chooses among
+    thousands of places and shows fifty, so it builds no ORM object for them."""
+    ids = select(RankingEntry.proposal_id).where(RankingEntry.ranking_id == ranking.id)
+    requested = requested_amounts(session, ids)
+    rows = session.execute(
+        select(RankingEntry.proposal_id, RankingEntry.rank, RankingEntry.total, Proposal.reference, Proposal.acronym,
+               Proposal.state, PanelConsensus.recommendation)
+        .join(Proposal, Proposal.id == RankingEntry.proposal_id)
+        .outerjoin(PanelConsensus, and_(PanelConsensus.proposal_id == RankingEntry.proposal_id,
+                                        PanelConsensus.stage == ranking.stage))
+        .where(RankingEntry.ranking_id == ranking.id).order_by(RankingEntry.rank))
+    return [RankedBrief(pid, rank, total, reference, acronym, state, recommendation, requested.get(pid, 0))
+            for pid, rank, total, reference, acronym, state, recommendation in rows]
 
 
 def candidates(session: Session, call: Call, stage: str) -> tuple[list[tuple[Proposal, PanelConsensus]], list[Proposal]]:

@@ -276,6 +276,22 @@ def test_the_ranking_is_strict_and_records_each_tie_break_in_words(ranked):
     assert ranking.status == "draft"
 
 
+def test_the_digest_of_a_ranking_is_the_list_in_a_few_columns(ranked):
+    """reviews.ranking.ranking_digest (the invitations page) says what ranked_proposals says of each place."""
+    w = ranked
+    ranking = rk.build_ranking(w.session, w.sec, w.call, panel_vote=[w.p["FOXTROT"].id, w.p["BRAVO"].id])
+    w.session.commit()
+    digest = rk.ranking_digest(w.session, ranking)
+    full = rk.ranked_proposals(w.session, ranking)
+    assert [(d.proposal_id, d.rank, d.total, d.reference, d.acronym, d.state, d.recommendation, d.requested)
+            for d in digest] == [
+        (r.proposal.id, r.entry.rank, r.entry.total, r.proposal.reference, r.proposal.acronym, r.proposal.state,
+         r.consensus.recommendation, r.requested) for r in full]
+    assert [d.acronym for d in digest] == ["ALPHA", "DELTA", "CHARLIE", "ECHO", "FOXTROT", "BRAVO", "GOLF"]
+    assert digest[3].requested == rk.requested_amount(w.p["ECHO"])  # ECHO asks for less than the others
+    assert digest[3].requested != digest[4].requested
+
+
 def test_approval_freezes_the_list_and_the_consensus(ranked):
     w = ranked
     vote = [w.p["FOXTROT"].id, w.p["BRAVO"].id]

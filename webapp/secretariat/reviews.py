@@ -74,6 +74,7 @@ from reviews.ranking import (
     frozen_problem,
     invitation_budget,
     ranked_proposals,
+    ranking_digest,
     ranking_of,
     ranking_size,
     send_invitations,
@@ -717,8 +718,7 @@ def _ranking_context(call: Call, kind: str, *, paged: bool = False) -> dict:
     ctx = {}
     if paged:
         ctx["p"] = Window(ranking_size(db(), ranking) if ranking is not None else 0, page_arg())
-    # The whole list (the invitations' page) needs no texts or scores; a page of it shows them.
-    entries = ranked_proposals(db(), ranking, ctx.get("p"), brief=not paged) if ranking is not None else []
+    entries = ranked_proposals(db(), ranking, ctx.get("p")) if ranking is not None else []
     approver = db().get(User, ranking.approved_by_id) if ranking is not None and ranking.approved_by_id else None
     return dict(ctx, ranking=ranking, entries=entries, approver=approver)
 
@@ -818,26 +818,32 @@ def _chosen_ids(values: list[str]) -> list[int]:
 
 def _recommended(entries) -> list[int]:
     """The proposals the panel recommended: the choice on a first visit."""
-    return [e.proposal.id for e in entries
-            if e.consensus is not None and e.consensus.recommendation != "not_recommended"]
+    return [e.proposal_id for e in entries if e.recommendation is not None and e.recommendation != "not_recommended"]
+
+
+def _invitations_context(call: Call) -> dict:
+    """The approved pre-proposal ranking list and its places (reviews.ranking.RankedBrief, the whole list:
+    the choice, the budgets and the counts are over all of it)."""
+    ranking = ranking_of(db(), call, "pre")
+    return {"ranking": ranking, "entries": ranking_digest(db(), ranking) if ranking is not None else []}
 
 
 def _invitations_page(call: Call, chosen: list[int], form: SendInvitationsForm, code: int = 200, *,
                       ctx: dict | None = None):
-    ctx = ctx or _ranking_context(call, "pre")
+    ctx = ctx or _invitations_context(call)
     entries = ctx["entries"]
-    listed = {e.proposal.id for e in entries}
+    listed = {e.proposal_id for e in entries}
     chosen = [pid for pid in chosen if pid in listed]
     chosen_set = set(chosen)
     budget = invitation_budget(db(), call, chosen)
-    decided = [e for e in entries if e.proposal.state in ("invited", "not_invited")]
-    pending = [e for e in entries if e.proposal.state == "pre_review"]
-    requested = sum(e.requested for e in entries if e.proposal.id in chosen_set)
-    invited_now = [e.proposal.acronym for e in pending if e.proposal.id in chosen_set]
+    decided = [e for e in entries if e.state in ("invited", "not_invited")]
+    pending = [e for e in entries if e.state == "pre_review"]
+    requested = sum(e.requested for e in entries if e.proposal_id in chosen_set)
+    invited_now = [e.acronym for e in pending if e.proposal_id in chosen_set]
     # One page of the ranking list; the budgets, counts and the send form cover the whole list.
     p = Window(len(entries), page_arg())
     shown = p.slice(entries)
-    pending_shown = [e for e in shown if e.proposal.state == "pre_review"]
+    pending_shown = [e for e in shown if e.state == "pre_review"]
     # Links and the update form carry the choice as one bit per proposal of the list (?sel=...): a list of
     # ids outgrew a URL at a few hundred; this stays about N/6 characters whatever is chosen.
     sel = _encode_choice(entries, chosen_set) if chosen_set != set(_recommended(entries)) else None
@@ -845,7 +851,7 @@ def _invitations_page(call: Call, chosen: list[int], form: SendInvitationsForm, 
     return _render("reviews_invitations.html", call, code, kind="pre", chosen=chosen, chosen_set=chosen_set,
                    budget=budget, form=form, guidance=INVITATION_BUDGET_GUIDANCE, decided=decided, pending=pending,
                    requested=requested, invited_now=invited_now,
-                   decided_shown=[e for e in shown if e.proposal.state in ("invited", "not_invited")],
+                   decided_shown=[e for e in shown if e.state in ("invited", "not_invited")],
                    pending_shown=pending_shown, sel=_encode_choice(entries, chosen_set), p=p, page_args=page_args,
                    recommendations=PANEL_RECOMMENDATIONS, fmt_score=fmt_score, **ctx)
 
@@ -858,7 +864,7 @@ def _encode_choice(entries, chosen: set[int]) -> str:
     """The chosen proposals as one bit per entry of the (frozen) ranking list, URL-safe base64."""
     bits = bytearray((len(entries) + 7) // 8)
     for i, e in enumerate(entries):
-        if e.proposal.id in chosen:
+        if e.proposal_id in chosen:
             bits[i // 8] |= 1 << (i % 8)
     return base64.urlsafe_b64encode(bytes(bits)).decode().rstrip("=")
 
@@ -871,7 +877,7 @@ def _decode_choice(entries, sel: str) -> set[int] | None:
         return None
     if len(bits) != (len(entries) + 7) // 8:
         return None
-    return {e.proposal.id for i, e in enumerate(entries) if bits[i // 8] >> (i % 8) & 1}
+    return {e.proposal_id for i, e in enumerate(entries) if bits[i // 8] >> (i % 8) & 1}
 
 
 @bp.get("/calls/<int:call_id>/reviews/pre/invitations")
@@ -880,7 +886,7 @@ def reviews_invitations(call_id: int):
     list (?sel=..., plus the ticks of the page the update form was on: shown=... and invite=...), or, on a
     first visit, is the panel's recommendation."""
     call = _staged(call_id, "pre", "panel.manage")
-    ctx = _ranking_context(call, "pre")
+    ctx = _invitations_context(call)
     entries = ctx["entries"]
     recommended = _recommended(entries)
     if request.args.get("chosen"):
@@ -894,7 +900,7 @@ def reviews_invitations(call_id: int):
                 chosen_set.add(pid)
             else:
                 chosen_set.discard(pid)
-        chosen = [e.proposal.id for e in entries if e.proposal.id in chosen_set]
+        chosen = [e.proposal_id for e in entries if e.proposal_id in chosen_set]
     else:
         chosen = recommended
     return _invitations_page(call, chosen, SendInvitationsForm(formdata=None), ctx=ctx)
