@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -559,9 +559,11 @@ def eligibility_matrix(session: Session, actor, call: Call, kind: str, *, page: 
     call_stage(call, kind)
     where = (Proposal.call_id == call.id,
              Proposal.id.in_(select(EligibilityCheck.proposal_id).where(EligibilityCheck.stage == kind)))
+    # The call's funders with a check at this stage: one index probe per funder, not a pass over every check.
     funder_ids = set(session.scalars(
-        select(EligibilityCheck.funder_id).distinct().join(Proposal, EligibilityCheck.proposal_id == Proposal.id)
-        .where(Proposal.call_id == call.id, EligibilityCheck.stage == kind, EligibilityCheck.funder_id.is_not(None))
+        select(CallFunder.funder_id).where(CallFunder.call_id == call.id, exists().where(
+            EligibilityCheck.funder_id == CallFunder.funder_id, EligibilityCheck.stage == kind,
+            EligibilityCheck.proposal_id == Proposal.id, Proposal.call_id == call.id))
     ))
     columns = sorted((cf for cf in call.funders if cf.funder_id in funder_ids), key=lambda cf: cf.funder.acronym)
     query = select(Proposal).where(*where).order_by(Proposal.reference, Proposal.id)
