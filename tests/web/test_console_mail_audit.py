@@ -179,6 +179,18 @@ def test_the_audit_log_filters_and_verifies_its_chain(client, session, frozen):
     rows = re.findall(r'<tr id="event-(\d+)">', created.get_data(as_text=True))
     expected = [e.seq for e in call_events if e.action == "proposal.created"]
     assert list(map(int, rows)) == sorted(expected, reverse=True) and len(rows) == 1
+    # The filter lists name what happened in this call, each once, in order; another call's events are not there.
+    from workflow import audit
+
+    audit.record(session, sec, "elsewhere.happened", call_id=call.id + 1000, object_type="other_thing", object_id=1)
+    session.commit()
+    html = client.get(url).get_data(as_text=True)
+    options = {name: re.findall(r"<option(?: selected)?>([^<]+)</option>",
+                                re.search(rf'<select[^>]* id="{name}"[^>]*>(.*?)</select>', html, re.S).group(1))
+               for name in ("action", "object_type")}
+    assert options["action"] == sorted({e.action for e in call_events})
+    assert options["object_type"] == sorted({e.object_type for e in call_events})
+    assert "elsewhere.happened" not in html and "other_thing" not in html
     by_actor = client.get(url, query_string={"actor": "cora"})
     assert all("Cora Coordinator" in a for a in re.findall(r"<td>([^<]*&lt;[^<]*)</td>",
                                                             by_actor.get_data(as_text=True)))
