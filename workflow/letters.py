@@ -149,31 +149,14 @@ class StageLetters:
         return letter_status(outcome, letter.outcome if letter else None, bool(letter and letter.sent))
 
     @property
-    def status_counts(self) -> dict[str, int]:
-        """How many letters of the whole stage are in each status (in LETTER_STATUSES' order; none left out)."""
-        counts = dict.fromkeys(LETTER_STATUSES, 0)
-        for p, outcome in self.items:
-            counts[self.status(p, outcome)] += 1
-        return counts
-
-    @property
     def to_send(self) -> list[DecisionLetter]:
-        out = []
-        for p, outcome in self.items:
-            letter = self.letters.get(p.id)
-            if letter is not None and not letter.sent and letter.outcome == outcome:
-                out.append(letter)
-        return out
+        """The generated letters of the decision as it stands, not sent yet."""
+        return [self.letters[p.id] for p, outcome in self.items if self.status(p, outcome) == "generated"]
 
     @property
     def not_generated(self) -> list[Proposal]:
-        return [p for p, outcome in self.items
-                if p.id not in self.letters or (not self.letters[p.id].sent and self.letters[p.id].outcome != outcome)]
-
-    @property
-    def sent_outdated(self) -> list[tuple[Proposal, DecisionLetter, str]]:
-        return [(p, self.letters[p.id], outcome) for p, outcome in self.items
-                if p.id in self.letters and self.letters[p.id].sent and self.letters[p.id].outcome != outcome]
+        """Proposals whose letter is missing or was generated for another decision (and not sent)."""
+        return [p for p, outcome in self.items if self.status(p, outcome) in ("not generated", "outdated")]
 
 
 def stage_letters(session: Session, call: Call, stage: str, *, summary: bool = False) -> StageLetters:

@@ -115,10 +115,13 @@ def test_the_letters_page_overview_agrees_with_the_stage_letters_page_by_page(se
         pages = [first] + [wl.letters_overview(session, call, stage, n) for n in range(2, first.window.pages + 1)]
         got = [(r.proposal.reference, r.outcome, r.status, r.sent_at) for o in pages for r in o.rows]
         assert got == expected and len(first.rows) == min(50, len(expected))
-        assert (first.total, first.counts, first.status_counts) == (len(view.items), view.counts, view.status_counts)
+        statuses = [status for _ref, _o, status, _at in expected]
+        assert (first.total, first.counts) == (len(view.items), view.counts)
+        assert first.status_counts == {s: statuses.count(s) for s in wl.LETTER_STATUSES}
         assert first.to_send == len(view.to_send)
         assert first.waiting == [(p.reference, p.acronym, why) for p, why in view.waiting]
-        assert first.sent_outdated == [(p.reference, p.acronym, letter.outcome, o) for p, letter, o in view.sent_outdated]
+        assert first.sent_outdated == [(p.reference, p.acronym, view.letters[p.id].outcome, o) for p, o in view.items
+                                       if view.status(p, o) == "sent, outdated"]
         assert first.problem == view.problem
     # Every status occurs somewhere, so the comparison above covered each.
     seen = {r.status for stage in ("pre", "full") for page in (1, 2)
