@@ -711,16 +711,13 @@ def reviews_consensus_post(proposal_id: int):
 # The ranking list
 
 
-def _ranking_context(call: Call, kind: str, *, paged: bool = False) -> dict:
-    """The stage's ranking list: whole (the invitations' budgets and counts are over all of it), or with
-    `paged` the places of the requested page (and the window `p`)."""
+def _ranking_context(call: Call, kind: str) -> dict:
+    """The stage's ranking list and the places of the requested page (the window `p`)."""
     ranking = ranking_of(db(), call, kind)
-    ctx = {}
-    if paged:
-        ctx["p"] = Window(ranking_size(db(), ranking) if ranking is not None else 0, page_arg())
-    entries = ranked_proposals(db(), ranking, ctx.get("p")) if ranking is not None else []
+    p = Window(ranking_size(db(), ranking) if ranking is not None else 0, page_arg())
+    entries = ranked_proposals(db(), ranking, p) if ranking is not None else []
     approver = db().get(User, ranking.approved_by_id) if ranking is not None and ranking.approved_by_id else None
-    return dict(ctx, ranking=ranking, entries=entries, approver=approver)
+    return dict(p=p, ranking=ranking, entries=entries, approver=approver)
 
 
 def _ranking_page(call: Call, kind: str, code: int = 200, ties=None, votes=None, vote_note: str = ""):
@@ -729,7 +726,7 @@ def _ranking_page(call: Call, kind: str, code: int = 200, ties=None, votes=None,
                    fmt_score=fmt_score, criteria=call.settings.evaluation.criteria,
                    tie_break=[c.name for k in call.settings.evaluation.tie_break
                               for c in call.settings.evaluation.criteria if c.key == k],
-                   **_ranking_context(call, kind, paged=True))
+                   **_ranking_context(call, kind))
 
 
 @bp.get("/calls/<int:call_id>/reviews/<kind>/ranking")
