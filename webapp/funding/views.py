@@ -139,7 +139,6 @@ class Cell:
     requested: int = 0
     shortfall: int = 0
     gap: int = 0
-    confirmation: str | None = None
 
 
 @dataclass
@@ -159,18 +158,15 @@ def rows(scenario: Scenario, window: Window, funders: list, *, before: Scenario 
     column for each of `funders` (shown_funders)."""
     outcomes = window.slice(scenario.outcomes)
     shown = {o.proposal_id for o in outcomes}
-    by_cell: dict[tuple[int, int], str] = {}
     by_proposal: dict[int, list] = {}
     for c in confirmation_rows:
         if c.proposal_id in shown:
-            by_cell[c.proposal_id, c.funder_id] = c.status
             by_proposal.setdefault(c.proposal_id, []).append(c)
     diff = {ch.proposal_id: ch for ch in changes(before, scenario)} if before is not None else {}
     out = []
     for o in outcomes:
         requested, shortfalls, gaps = o.requested, o.shortfalls, o.from_gap_pot
-        columns = [(f.acronym, Cell(requested[f.funder_id], shortfalls.get(f.funder_id, 0), gaps.get(f.funder_id, 0),
-                                    by_cell.get((o.proposal_id, f.funder_id)))
+        columns = [(f.acronym, Cell(requested[f.funder_id], shortfalls.get(f.funder_id, 0), gaps.get(f.funder_id, 0))
                     if f.funder_id in requested else None) for f in funders]
         ch = diff.get(o.proposal_id)
         out.append(Row(o, columns, before=ch.before if ch else None, changed=ch is not None,
